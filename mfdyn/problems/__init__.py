@@ -1,0 +1,15 @@
+"""The problem catalogue: a config picks a problem by problem.name (DESIGN.md)."""
+from __future__ import annotations
+
+from mfdyn.problems.base import GridModel, Problem
+from mfdyn.problems.mmn_isotropic import MMNIsotropic
+
+CATALOGUE: dict[str, type[Problem]] = {cls.name: cls for cls in (MMNIsotropic,)}
+
+
+def make_problem(config) -> Problem:
+    """The Problem a validated Config names, built with its parameters and init.kappa."""
+    return CATALOGUE[config.problem.name](config.problem.params, config.init.kappa)
+
+
+__all__ = ["CATALOGUE", "GridModel", "Problem", "make_problem"]

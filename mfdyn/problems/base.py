@@ -1,0 +1,84 @@
+"""What a problem gives the two engines (DESIGN.md, "The data path").
+
+A Problem is the single source of truth: the grid solver sees it through a GridModel (the problem
+on cell centres, in the feature form of MATH §1), the particle engine through samplers, the
+network's activation and the exact risk R_N.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GridModel:
+    """A problem on the cell centres of a grid with M cells (MATH §1, §3).
+
+    The interaction is held in feature form, U(z_i, z_j) = Σ_k w_k Φ_ki Φ_kj, so that
+    Ψ = V + Φᵀ(w ∘ Φρ|cell|) and R = R# + 2⟨V, ρ⟩|cell| + Σ_k w_k (Φρ|cell|)_k²: two products,
+    O(K·M), never O(M²). Quadrature rules (MATH §1) and moment reductions (MATH §3) both fit.
+
+    Arrays are flat over cells in C order of the grid shape.
+    """
+
+    potential: np.ndarray         # V on cells, (M,)
+    features: np.ndarray          # Φ, (K, M)
+    weights: np.ndarray           # w, (K,), ≥ 0 so that U is positive semi-definite
+    r_sharp: float                # R# = E[y²]
+    sq_norm: np.ndarray           # |θ|² on cells, (M,), for the weight decay λ
+    self_interaction: np.ndarray  # U(θ, θ) on cells, (M,), for the finite-N term of MATH §1
+    log_volume: np.ndarray        # log J on cells, (M,); zeros in full θ-space
+
+
+class Problem(ABC):
+    """A data law, a network σ*, and ρ_0, known to both engines."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]        # frozen dataclass of the problem's [problem] keys
+    coords: ClassVar[tuple[str, ...]]  # names of the grid (reduced) coordinates
+    natural_lower: ClassVar[tuple[bool, ...]]  # per axis: is the lower bound a natural edge (r = 0)?
+
+    def __init__(self, params: Any, kappa: float):
+        self.params = params
+        self.kappa = kappa
+
+    @classmethod
+    def check(cls, params: Any) -> list[str]:
+        """Errors that tie several [problem] keys together (each 'problem.key: …')."""
+        return []
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """D, the dimension of one particle θ."""
+
+    @abstractmethod
+    def default_bounds(self) -> tuple[tuple[float, float], ...]:
+        """Grid domain per reduced coordinate."""
+
+    @abstractmethod
+    def grid_model(self, centres: list[np.ndarray]) -> GridModel:
+        """The problem on the cell centres (one 1-D array of centres per axis)."""
+
+    @abstractmethod
+    def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
+        """Exact cell averages of ρ_0 (a density in the reduced coordinates), grid-shaped."""
+
+    @abstractmethod
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n particles θ ~ ρ_0 in full θ-space, shape (n, D)."""
+
+    @abstractmethod
+    def sample_data(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n samples (x, y): x of shape (n, d_x), y of shape (n,)."""
+
+    @abstractmethod
+    def reduce(self, theta: np.ndarray) -> np.ndarray:
+        """θ (n, D) → reduced coordinates z (n, len(coords))."""
+
+    @abstractmethod
+    def exact_risk(self, theta: np.ndarray) -> float:
+        """The population risk R_N(θ) = R(ρ_N) of the particle network, exactly (MATH §1, §4)."""

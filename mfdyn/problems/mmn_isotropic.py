@@ -1,0 +1,139 @@
+"""MMN 2018 example 1: isotropic Gaussians, reduced to the radius r = |w| (MATH §3.1, §4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import chi2
+
+from mfdyn.config import choice, rule
+from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
+                            mehler_sum, pair_expectation_quadrature, q, ramp_second_moment,
+                            sphere_cosine_moments)
+from mfdyn.problems.base import GridModel, Problem
+
+_REDUCTION = choice("exact", "d_infinity")
+# u_d is truncated at the first even k whose term is below this everywhere on the grid (MATH §3.1)
+KERNEL_TRUNCATION = 1e-10
+_KMAX = 400
+
+
+@dataclass(frozen=True)
+class MMNIsotropicParams:
+    """[problem] keys of mmn_isotropic."""
+
+    d: int = rule(40, "int", lambda v: v >= 2, "≥ 2", "input dimension d")
+    delta: float = rule(0.8, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ")
+    reduction: str = rule("exact", "str", *_REDUCTION, "'exact' uses u_d; 'd_infinity' only k = 0")
+    t1: float = rule(0.5, "float", lambda v: np.isfinite(v), "finite", "ramp: start of the linear part")
+    t2: float = rule(1.5, "float", lambda v: np.isfinite(v), "finite", "ramp: end of the linear part")
+    s1: float = rule(-2.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value below t1")
+    s2: float = rule(7.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value above t2")
+
+
+class MMNIsotropic(Problem):
+    """y = ±1, x | y ~ N(0, (1 + yΔ)² I_d), σ*(x; w) = σ(<w, x>), ρ_0 = N(0, κ²/d I_d).
+
+    Reduced coordinate r = |w| with J = r^{d−1}; the kernel is u_d (exact in any d) or u_∞.
+    """
+
+    name = "mmn_isotropic"
+    Params = MMNIsotropicParams
+    coords = ("r",)
+    natural_lower = (True,)
+
+    def __init__(self, params: MMNIsotropicParams, kappa: float):
+        super().__init__(params, kappa)
+        self.ramp = Ramp(params.t1, params.t2, params.s1, params.s2)
+        self.taus = (1.0 + params.delta, 1.0 - params.delta)
+
+    @classmethod
+    def check(cls, params: MMNIsotropicParams) -> list[str]:
+        if not params.t2 > params.t1:
+            return [f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}"]
+        return []
+
+    @property
+    def dim(self) -> int:
+        return self.params.d
+
+    def default_bounds(self) -> tuple[tuple[float, float], ...]:
+        return ((0.0, 8.0),)
+
+    # ------------------------------------------------------------------ the reduced problem
+    def potential(self, r: np.ndarray) -> np.ndarray:
+        """v(r) = −½ q((1+Δ)r) + ½ q((1−Δ)r)."""
+        tp, tm = self.taus
+        return -0.5 * q(self.ramp, tp * r) + 0.5 * q(self.ramp, tm * r)
+
+    def self_interaction(self, r: np.ndarray) -> np.ndarray:
+        """U(w, w) = ½ Σ± E σ(τ± r Z)², closed form."""
+        return 0.5 * sum(ramp_second_moment(self.ramp, t * r) for t in self.taus)
+
+    def kernel_features(self, r: np.ndarray) -> np.ndarray:
+        """Φ with u(r, r') = Σ_rows Φ(r) Φ(r'): rows sqrt(½ E c^k) ĥ_k(τ± r), k even (MATH §3.1).
+
+        'd_infinity' keeps k = 0 only; 'exact' keeps even k up to the first whose term
+        ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION on these points.
+        """
+        if self.params.reduction == "d_infinity":
+            kmax = 0
+        else:
+            moments = sphere_cosine_moments(self.params.d, _KMAX)
+            h2 = np.stack([hermite_coefficients(self.ramp, t * r, _KMAX) ** 2 for t in self.taus])
+            term = 0.5 * moments * h2.max(axis=(0, 2))
+            small = np.flatnonzero((term < KERNEL_TRUNCATION) & (np.arange(_KMAX + 1) % 2 == 0))
+            kmax = int(small[0]) - 2 if small.size else _KMAX
+        ks = np.arange(0, kmax + 1, 2)
+        scale = np.sqrt(0.5 * sphere_cosine_moments(self.params.d, kmax)[ks])
+        rows = [scale[:, None] * hermite_coefficients(self.ramp, t * r, kmax)[ks] for t in self.taus]
+        return np.concatenate(rows, axis=0)
+
+    def grid_model(self, centres: list[np.ndarray]) -> GridModel:
+        (r,) = centres
+        feats = self.kernel_features(r)
+        return GridModel(potential=self.potential(r), features=feats, weights=np.ones(len(feats)),
+                         r_sharp=1.0, sq_norm=r * r, self_interaction=self.self_interaction(r),
+                         log_volume=(self.params.d - 1) * np.log(r))
+
+    def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
+        """r_0 = κ χ_d / sqrt(d): P(r_0 ≤ r) = F_{χ²_d}(d r² / κ²), differenced over each cell."""
+        (e,) = edges
+        cdf = chi2.cdf(self.params.d * (e / self.kappa) ** 2, self.params.d)
+        return np.diff(cdf) / np.diff(e)
+
+    # ------------------------------------------------------------------ the particles
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return (self.kappa / np.sqrt(self.params.d)) * rng.standard_normal((n, self.params.d))
+
+    def sample_data(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        x = (1.0 + self.params.delta * y)[:, None] * rng.standard_normal((n, self.params.d))
+        return x, y
+
+    def reduce(self, theta: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(theta, axis=1)[:, None]
+
+    def exact_risk(self, theta: np.ndarray) -> float:
+        """R_N = 1 + (2/N) Σ v(r_i) + (1/N²) Σ_ij U(w_i, w_j) with the actual cosines (MATH §4).
+
+        Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
+        the diagonal: the closed-form second moment.
+        """
+        n = len(theta)
+        r = np.linalg.norm(theta, axis=1)
+        unit = theta / np.where(r > 0, r, 1.0)[:, None]   # r = 0: σ(0·x) is constant, any c will do
+        cos = np.clip(unit @ unit.T, -1.0, 1.0)
+        np.fill_diagonal(cos, 0.0)
+        near = np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1)
+        i, j = np.nonzero(near)
+        total = 0.0
+        for tau in self.taus:
+            h = hermite_coefficients(self.ramp, tau * r, MEHLER_TERMS)
+            gram = mehler_sum(h[:, :, None], h[:, None, :], cos)
+            np.fill_diagonal(gram, ramp_second_moment(self.ramp, tau * r))
+            if i.size:
+                exact = pair_expectation_quadrature(self.ramp, tau * r[i], tau * r[j], cos[i, j])
+                gram[i, j] = gram[j, i] = exact
+            total += 0.5 * gram.sum()
+        return float(1.0 + 2.0 * self.potential(r).mean() + total / n**2)

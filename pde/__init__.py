@@ -1,0 +1,9 @@
+"""Finite-volume solver for the distributional dynamics (MATH.md §5).
+
+Note: py-pde also installs a top-level package named `pde`; the two cannot share an environment.
+"""
+from pde.grid import Grid
+from pde.potential import PotentialOperator
+from pde.solve import PDEState, solve
+
+__all__ = ["Grid", "PDEState", "PotentialOperator", "solve"]

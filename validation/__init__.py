@@ -1,0 +1,1 @@
+"""Experiments on top of both engines: side-by-side runs, comparisons, plots and the CLI."""

@@ -1,0 +1,94 @@
+"""The `mfdyn` command (DESIGN.md, "CLI"). Bad input: one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mfdyn", description="Mean-field dynamics of two-layer networks: PDE and SGD side by side.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a config: PDE and/or SGD into one HDF5 file")
+    run.add_argument("config", type=Path, help="TOML config (see configs/)")
+    run.add_argument("--out", type=Path, help="output file (default: runs/<config name>.h5, never overwritten)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a config key (value read as TOML); repeatable")
+    run.add_argument("--engine", choices=("both", "pde", "particles"), default="both")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
+    cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")
+    cmp_.add_argument("--plot", type=Path, metavar="FIG.png", help="write the comparison figure here")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mfdyn.config import load_config
+    from mfdyn.io import free_path
+
+    config = load_config(args.config, args.overrides)   # validated before any file is touched
+    if args.out is None:
+        out = free_path(Path("runs") / f"{args.config.stem}.h5")
+    else:
+        out = args.out
+        if out.exists() and not args.overwrite:
+            raise UsageError(f"--out {out}: file exists; pass --overwrite to replace it or choose another path")
+        if out.is_dir():
+            raise UsageError(f"--out {out}: is a directory; give a file path such as {out / 'run.h5'}")
+    from validation.run import execute
+
+    execute(config, out, args.engine)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mfdyn.io import open_run
+    from validation.compare import comparison_table, format_table
+
+    with open_run(args.run) as f:
+        table = comparison_table(f)
+        coords = f["particles"].attrs["coords"].split(",")
+        print(format_table(table, coords, f["particles/theta"].shape[1]))
+        if args.plot is not None:
+            from validation.plots import comparison_figure
+
+            comparison_figure(f, table, args.plot)
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    from mfdyn.config import ConfigError
+
+    try:
+        args = _parser().parse_args(argv)
+        handler = {"run": _cmd_run, "compare": _cmd_compare}[args.command]
+        return handler(args)
+    except (UsageError, ConfigError, FileNotFoundError, ValueError) as exc:
+        kind = "invalid config: " if isinstance(exc, ConfigError) else ""
+        print(f"mfdyn: error: {kind}{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mfdyn: interrupted; the output file keeps every completed snapshot", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failed run: one line, the file says "failed: …"
+        print(f"mfdyn: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
