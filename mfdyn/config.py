@@ -71,6 +71,8 @@ class Rule:
         base = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
                 "ints": "an integer or a list of integers",
                 "bounds": "a list of [lower, upper] pairs"}[self.kind]
+        if self.allowed.startswith("one of"):
+            return self.allowed
         return f"{base} {self.allowed}".strip()
 
 
@@ -214,6 +216,7 @@ def build_section(cls: type, table: Any, section: str, errors: list[str]) -> Any
         return None
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
+    n_errors = len(errors)
     for key, raw in table.items():
         name = _FIELD_NAME.get(key, key)
         if name not in fields:
@@ -223,18 +226,18 @@ def build_section(cls: type, table: Any, section: str, errors: list[str]) -> Any
         r: Rule = fields[name].metadata["rule"]
         try:
             value = r.convert(raw)
+            ok = r.check(value)
         except TypeError:
-            errors.append(f"{section}.{key}: must be {r.describe()}, got {raw!r}")
-            continue
-        if not r.check(value):
+            ok = False
+        if not ok:
             errors.append(f"{section}.{key}: must be {r.describe()}, got {raw!r}")
             continue
         values[name] = value
     for name, f in fields.items():
-        if name not in values and f.default is REQUIRED:
-            errors.append(f"{section}.{_TOML_NAME.get(name, name)}: missing; must be {f.metadata['rule'].describe()}")
-            return None
-    if len(values) < sum(1 for k in table if _FIELD_NAME.get(k, k) in fields):
+        key = _TOML_NAME.get(name, name)
+        if name not in values and f.default is REQUIRED and key not in table:
+            errors.append(f"{section}.{key}: missing; must be {f.metadata['rule'].describe()}")
+    if len(errors) > n_errors:
         return None
     return cls(**values)
 

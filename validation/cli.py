@@ -15,7 +15,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message if " " not in self.prog else f"{self.prog}: {message}")
 
 
 def _parser() -> argparse.ArgumentParser:
