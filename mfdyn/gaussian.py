@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtr
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
@@ -155,6 +156,32 @@ def mehler_sum(ha: np.ndarray, hb: np.ndarray, c: np.ndarray) -> np.ndarray:
         acc += power * ha[k] * hb[k]
         power = power * c
     return acc
+
+
+@njit(cache=True)
+def mehler_offdiagonal_sum(h: np.ndarray, cos: np.ndarray, cmax: float) -> float:
+    """Σ_{i<j, |c_ij| ≤ cmax} Σ_k c_ij^k h[k, i] h[k, j] for h (K+1, N), cos (N, N); Horner in c.
+
+    The Mehler part of Σ_{i≠j} E σ(a_i X)σ(a_j Y) (halved); serial, so the sum's order is fixed.
+    """
+    kmax, n = h.shape[0] - 1, h.shape[1]
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            c = cos[i, j]
+            if abs(c) > cmax:
+                continue
+            acc = h[kmax, i] * h[kmax, j]
+            for k in range(kmax - 1, -1, -1):
+                acc = acc * c + h[k, i] * h[k, j]
+            total += acc
+    return total
+
+
+def mehler_offdiagonal_sum_numpy(h: np.ndarray, cos: np.ndarray, cmax: float) -> float:
+    """NumPy twin of mehler_offdiagonal_sum."""
+    i, j = np.nonzero(np.triu(np.abs(cos) <= cmax, k=1))
+    return float(mehler_sum(h[:, i], h[:, j], cos[i, j]).sum())
 
 
 def pair_expectation_quadrature(ramp: Ramp, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -157,3 +157,26 @@ def test_shipped_config_meets_the_sgd_pde_agreement_bar(tmp_path, capsys):
         assert f["pde/density"][:].min() >= 0.0
         assert np.all(np.diff(f["pde/risk"][:]) <= 0.0)
         assert not f["pde"].attrs["mass_reached_boundary"]
+
+
+def test_a_run_that_fails_keeps_what_it_computed(tiny, tmp_path, capsys, monkeypatch):
+    """An error mid-run: exit 1, one line, status 'failed: …', and every finished snapshot still readable."""
+    from mfdyn.problems.mmn_isotropic import MMNIsotropic
+
+    calls = []
+
+    def failing_risk(self, theta):
+        calls.append(1)
+        if len(calls) == 2:
+            raise FloatingPointError("risk went non-finite")
+        return 0.5
+
+    monkeypatch.setattr(MMNIsotropic, "exact_risk", failing_risk)
+    out = tmp_path / "fail.h5"
+    assert main(["run", str(tiny), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "risk went non-finite" in err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "failed: risk went non-finite"
+        assert f["pde/density"].shape[0] == 3            # the finished PDE is all there
+        assert f["particles/risk"].shape == (1,) and f["particles/theta"].shape[0] == 1

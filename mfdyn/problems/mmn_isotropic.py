@@ -8,8 +8,8 @@ from scipy.stats import chi2
 
 from mfdyn.config import choice, rule
 from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
-                            mehler_sum, pair_expectation_quadrature, q, ramp_second_moment,
-                            sphere_cosine_moments)
+                            mehler_offdiagonal_sum, pair_expectation_quadrature, q,
+                            ramp_second_moment, sphere_cosine_moments)
 from mfdyn.problems.base import GridModel, Problem
 
 _REDUCTION = choice("exact", "d_infinity")
@@ -123,17 +123,13 @@ class MMNIsotropic(Problem):
         n = len(theta)
         r = np.linalg.norm(theta, axis=1)
         unit = theta / np.where(r > 0, r, 1.0)[:, None]   # r = 0: σ(0·x) is constant, any c will do
-        cos = np.clip(unit @ unit.T, -1.0, 1.0)
-        np.fill_diagonal(cos, 0.0)
-        near = np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1)
-        i, j = np.nonzero(near)
+        cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
+        i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
         total = 0.0
         for tau in self.taus:
-            h = hermite_coefficients(self.ramp, tau * r, MEHLER_TERMS)
-            gram = mehler_sum(h[:, :, None], h[:, None, :], cos)
-            np.fill_diagonal(gram, ramp_second_moment(self.ramp, tau * r))
+            h = np.ascontiguousarray(hermite_coefficients(self.ramp, tau * r, MEHLER_TERMS))
+            pairs = mehler_offdiagonal_sum(h, cos, MEHLER_MAX_COSINE)
             if i.size:
-                exact = pair_expectation_quadrature(self.ramp, tau * r[i], tau * r[j], cos[i, j])
-                gram[i, j] = gram[j, i] = exact
-            total += 0.5 * gram.sum()
+                pairs += pair_expectation_quadrature(self.ramp, tau * r[i], tau * r[j], cos[i, j]).sum()
+            total += 0.5 * (2.0 * pairs + ramp_second_moment(self.ramp, tau * r).sum())
         return float(1.0 + 2.0 * self.potential(r).mean() + total / n**2)
