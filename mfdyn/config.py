@@ -127,6 +127,7 @@ class PdeConfig:
         "with lower < upper, finite", "domain per axis (default: the problem's)")
     cfl: float = rule(0.8, "float", lambda v: 0 < v <= 1, "in (0, 1]",
                       "safety factor on the positivity bound dt ≤ h/(2 D a)")
+    memory_gb: float = rule(4.0, "float", positive, "> 0", "refuse grids whose solve needs more memory")
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,12 @@ def test_a_run_that_fails_keeps_what_it_computed(tiny, tmp_path, capsys, monkeyp
         assert f.attrs["status"] == "failed: risk went non-finite"
         assert f["pde/density"].shape[0] == 3            # the finished PDE is all there
         assert f["particles/risk"].shape == (1,) and f["particles/theta"].shape[0] == 1
+
+
+def test_a_grid_over_the_memory_budget_is_refused_before_any_file(tiny, tmp_path, capsys):
+    out = tmp_path / "big.h5"
+    assert main(["run", str(tiny), "--out", str(out), "--set", "pde.cells=2000000",
+                 "--set", "pde.memory_gb=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pde.memory_gb" in err and "GiB" in err
+    assert not out.exists()

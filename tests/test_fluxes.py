@@ -80,3 +80,16 @@ def test_reconstruction_is_second_order_for_smooth_profiles():
         errors.append(np.abs(out[inner] - exact[inner]).mean())
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert np.all(orders > 1.8), orders
+
+
+def test_parallel_build_is_bit_identical_to_serial():
+    from pde.fluxes import axis_flux_divergence_parallel
+
+    rng = np.random.default_rng(2)
+    for shape3 in [(1, 70, 300), (90, 40, 1), (7, 33, 130)]:
+        rho, zeta = random_state(rng, shape3)
+        a, b = np.zeros(shape3), np.zeros(shape3)
+        amax_a = axis_flux_divergence(rho, zeta, 0.1, a)
+        amax_b = axis_flux_divergence_parallel(rho, zeta, 0.1, b)
+        np.testing.assert_array_equal(a, b)
+        assert amax_a == amax_b

@@ -12,6 +12,7 @@ from mfdyn.io import RunWriter
 from mfdyn.problems import Problem, make_problem
 from particles import run_sgd
 from pde import Grid, PotentialOperator, solve
+from pde.potential import check_memory
 from validation.compare import comparison_table, write_comparison
 
 ENGINES = ("both", "pde", "particles")
@@ -64,9 +65,8 @@ def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) 
     return float(rho[layer].sum() * grid.cell_volume)
 
 
-def run_pde(problem: Problem, config: Config, writer: RunWriter) -> None:
+def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> None:
     """Solve on the grid; write density, risk, free energy, mass and the finite-N term at each save."""
-    grid = build_grid(problem, config)
     op = PotentialOperator(problem.grid_model(grid.centres), grid, config.dynamics.lam)
     rho0 = problem.initial_cell_averages(grid.edges)
     writer.scale("pde", "time", units="t (SGD clock t = kε)")
@@ -122,10 +122,13 @@ def run_particles(problem: Problem, config: Config, writer: RunWriter) -> None:
 def execute(config: Config, out: Path, engine: str = "both") -> Path:
     """Run the engines a config asks for into the new file `out`; return its path."""
     problem = make_problem(config)
+    if engine in ("both", "pde"):          # refuse an oversized grid before any file exists
+        grid = build_grid(problem, config)
+        check_memory(problem.feature_count(grid.centres), int(np.prod(grid.shape)), config.pde.memory_gb)
     with RunWriter(out, config.to_toml(), config.particles.seed, config.overrides) as writer:
         writer.file.attrs["engine"] = engine
         if engine in ("both", "pde"):
-            run_pde(problem, config, writer)
+            run_pde(problem, config, grid, writer)
         if engine in ("both", "particles"):
             run_particles(problem, config, writer)
         if engine == "both":

@@ -26,7 +26,7 @@ class GridModel:
 
     potential: np.ndarray         # V on cells, (M,)
     features: np.ndarray          # Φ, (K, M)
-    weights: np.ndarray           # w, (K,), ≥ 0 so that U is positive semi-definite
+    weights: np.ndarray           # w, (K,); signed is allowed (U = ½|θ − θ'|² needs it)
     r_sharp: float                # R# = E[y²]
     sq_norm: np.ndarray           # |θ|² on cells, (M,), for the weight decay λ
     self_interaction: np.ndarray  # U(θ, θ) on cells, (M,), for the finite-N term of MATH §1
@@ -58,6 +58,10 @@ class Problem(ABC):
     @abstractmethod
     def default_bounds(self) -> tuple[tuple[float, float], ...]:
         """Grid domain per reduced coordinate."""
+
+    @abstractmethod
+    def feature_count(self, centres: list[np.ndarray]) -> int:
+        """K, the number of feature rows grid_model will build on these centres (cheap to call)."""
 
     @abstractmethod
     def grid_model(self, centres: list[np.ndarray]) -> GridModel:

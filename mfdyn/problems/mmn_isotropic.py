@@ -70,20 +70,27 @@ class MMNIsotropic(Problem):
         """U(w, w) = ½ Σ± E σ(τ± r Z)², closed form."""
         return 0.5 * sum(ramp_second_moment(self.ramp, t * r) for t in self.taus)
 
+    def kernel_order(self, r: np.ndarray) -> int:
+        """Largest even k kept in u_d on these radii: 0 for 'd_infinity'; for 'exact', the last even k
+        before the first whose term ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION (MATH §3.1)."""
+        if self.params.reduction == "d_infinity":
+            return 0
+        moments = sphere_cosine_moments(self.params.d, _KMAX)
+        h2 = np.stack([hermite_coefficients(self.ramp, t * r, _KMAX) ** 2 for t in self.taus])
+        term = 0.5 * moments * h2.max(axis=(0, 2))
+        small = np.flatnonzero((term < KERNEL_TRUNCATION) & (np.arange(_KMAX + 1) % 2 == 0))
+        return int(small[0]) - 2 if small.size else _KMAX
+
+    def feature_count(self, centres: list[np.ndarray]) -> int:
+        return 2 * (self.kernel_order(centres[0]) // 2 + 1)
+
     def kernel_features(self, r: np.ndarray) -> np.ndarray:
         """Φ with u(r, r') = Σ_rows Φ(r) Φ(r'): rows sqrt(½ E c^k) ĥ_k(τ± r), k even (MATH §3.1).
 
         'd_infinity' keeps k = 0 only; 'exact' keeps even k up to the first whose term
         ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION on these points.
         """
-        if self.params.reduction == "d_infinity":
-            kmax = 0
-        else:
-            moments = sphere_cosine_moments(self.params.d, _KMAX)
-            h2 = np.stack([hermite_coefficients(self.ramp, t * r, _KMAX) ** 2 for t in self.taus])
-            term = 0.5 * moments * h2.max(axis=(0, 2))
-            small = np.flatnonzero((term < KERNEL_TRUNCATION) & (np.arange(_KMAX + 1) % 2 == 0))
-            kmax = int(small[0]) - 2 if small.size else _KMAX
+        kmax = self.kernel_order(r)
         ks = np.arange(0, kmax + 1, 2)
         scale = np.sqrt(0.5 * sphere_cosine_moments(self.params.d, kmax)[ks])
         rows = [scale[:, None] * hermite_coefficients(self.ramp, t * r, kmax)[ks] for t in self.taus]
