@@ -49,6 +49,11 @@ class Rule:
             if not isinstance(value, bool):
                 raise TypeError
             return value
+        if self.kind == "floats":  # a list of numbers
+            if not isinstance(value, list) or not value or any(
+                    isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+                raise TypeError
+            return tuple(float(v) for v in value)
         if self.kind == "ints":  # an int, or a list of ints (one per axis)
             items = value if isinstance(value, list) else [value]
             if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
@@ -69,7 +74,7 @@ class Rule:
     def describe(self) -> str:
         """The allowed values in words."""
         base = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-                "ints": "an integer or a list of integers",
+                "ints": "an integer or a list of integers", "floats": "a list of numbers",
                 "bounds": "a list of [lower, upper] pairs"}[self.kind]
         if self.allowed.startswith("one of"):
             return self.allowed
@@ -101,7 +106,10 @@ def choice(*options: str) -> tuple[Callable[[Any], bool], str]:
 class InitConfig:
     """[init]: the initial law ρ_0."""
 
-    kappa: float = rule(0.8, "float", positive, "> 0", "ρ_0 = N(0, κ²/d I_d) for the MMN problems")
+    kappa: float = rule(0.8, "float", positive, "> 0",
+                        "scale of ρ_0: N(0, κ²/d I_d) for the MMN problems, N(mean, κ² I_D) otherwise")
+    mean: tuple[float, ...] | None = rule(None, "floats", lambda v: all(math.isfinite(x) for x in v),
+                                          "(finite, one per θ coordinate)", "centre of ρ_0 in θ-space")
 
 
 @dataclass(frozen=True)
@@ -302,13 +310,14 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
         rest = {k: v for k, v in problem_table.items() if k != "name"}
         params = build_section(problem_cls.Params, rest, "problem", errors)
         if params is not None:
-            errors += problem_cls.check(params)
             problem = ProblemConfig(problem_table["name"], params)
     sections = {name: build_section(cls, data.get(name, {}), name, errors) for name, cls in SECTIONS.items()}
+    if problem is not None and sections["init"] is not None:
+        errors += CATALOGUE[problem.name].check(problem.params, sections["init"])
     if errors:
         raise ConfigError(errors)
     cfg = Config(problem=problem, **sections, overrides=tuple(overrides))
-    _check_consistency(cfg, len(CATALOGUE[problem.name].coords), errors)
+    _check_consistency(cfg, len(CATALOGUE[problem.name].coordinates(problem.params)), errors)
     if errors:
         raise ConfigError(errors)
     return cfg

@@ -38,7 +38,14 @@ def _data_block(problem: Problem, seed: int, block: int, batch: int) -> tuple[np
 
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
             save_times: list[float]) -> Iterator[ParticleState]:
-    """Yield the particles at each save time (each a whole number of steps ε; constant ξ)."""
+    """Yield the particles at each save time (each a whole number of steps ε; constant ξ).
+
+    Problems with data run SGD (MATH §2); problems without (network "potential") run the
+    same step with the exact gradient: θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i].
+    """
+    if problem.network == "potential":
+        yield from _run_drift(problem, n, eps, xi, lam, seed, save_times)
+        return
     theta = initial_particles(problem, n, seed)
     ramp = problem.ramp
     step = 2.0 * eps * xi
@@ -56,4 +63,16 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
             sgd_steps_ramp(theta, x[lo * batch:hi * batch], y[lo * batch:hi * batch], batch, step, lam,
                            ramp.t1, ramp.t2, ramp.s1, ramp.s2)
             k += hi - lo
+        yield ParticleState(k * eps, theta.copy(), k)
+
+
+def _run_drift(problem: Problem, n: int, eps: float, xi: float, lam: float, seed: int,
+               save_times: list[float]) -> Iterator[ParticleState]:
+    theta = initial_particles(problem, n, seed)
+    step = 2.0 * eps * xi
+    k = 0
+    for t_save in save_times:
+        for _ in range(int(round(t_save / eps)) - k):
+            theta -= step * (problem.drift(theta) + lam * theta)
+        k = int(round(t_save / eps))
         yield ParticleState(k * eps, theta.copy(), k)

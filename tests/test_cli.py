@@ -189,3 +189,38 @@ def test_a_grid_over_the_memory_budget_is_refused_before_any_file(tiny, tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pde.memory_gb" in err and "GiB" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_multidimensional_runs_compare_and_plot(tmp_path, capsys, dim):
+    """A 2-D and a 3-D problem end to end: grid-shaped density, quantiles per coordinate, a figure."""
+    config = tmp_path / f"ou{dim}.toml"
+    config.write_text(f"""
+[problem]
+name = "ornstein_uhlenbeck"
+stiffness = {[1.0, 0.5, 0.7][:dim]}
+[init]
+kappa = 0.4
+mean = {[0.5, -0.3, 0.2][:dim]}
+[dynamics]
+t_end = 0.4
+[pde]
+cells = 20
+[particles]
+n = 300
+eps = 1e-3
+[output]
+every = 0.2
+""")
+    out, fig = tmp_path / "run.h5", tmp_path / "fig.png"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert main(["compare", str(out), "--plot", str(fig)]) == 0
+    text = capsys.readouterr().out
+    for axis in range(1, dim + 1):
+        assert f"theta{axis}50_pde" in text and f"theta{axis}50_sgd" in text
+    with h5py.File(out, "r") as f:
+        assert f["pde/density"].shape == (3,) + (20,) * dim
+        assert f["particles/z"].shape == (3, 300, dim)
+        medians = f[f"comparison/quantiles_pde_theta1"][:, 1]
+        assert abs(medians[-1] - f[f"comparison/quantiles_sgd_theta1"][-1, 1]) < 0.05
+    assert fig.stat().st_size > 10_000

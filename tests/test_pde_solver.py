@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mfdyn.config import InitConfig
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from pde import Grid, PotentialOperator, solve
 from pde.steppers import SSPRK3
 
 
 def setup(delta, cells, bounds=(0.0, 8.0), reduction="exact", lam=0.0):
-    problem = MMNIsotropic(MMNIsotropicParams(delta=delta, reduction=reduction), 0.8)
+    problem = MMNIsotropic(MMNIsotropicParams(delta=delta, reduction=reduction), InitConfig())
     grid = Grid((bounds,), (cells,), ("r",))
     op = PotentialOperator(problem.grid_model(grid.centres), grid, lam)
     return grid, op, problem.initial_cell_averages(grid.edges)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from mfdyn.config import InitConfig
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from pde import Grid, PotentialOperator
 
@@ -31,7 +32,7 @@ def test_potential_matches_full_space_sampling(iso, rng):
 
 def test_reduced_kernel_is_the_direction_average(rng):
     """u_d(r, r') = E over a uniform direction of U(w, w'): compare with sampling w' on the sphere."""
-    problem = MMNIsotropic(MMNIsotropicParams(d=5), 0.8)
+    problem = MMNIsotropic(MMNIsotropicParams(d=5), InitConfig())
     r, r2 = 1.2, 0.7
     feats = problem.kernel_features(np.array([r, r2]))
     u_reduced = feats[:, 0] @ feats[:, 1]
@@ -64,7 +65,7 @@ def test_initial_risk_values_of_math_section_3_1():
     """R(ρ_0) at d = 40 is 1.68 with u_∞ and about 1.71 with u_40 (MATH §3.1)."""
     risks = {}
     for reduction in ("d_infinity", "exact"):
-        problem = MMNIsotropic(MMNIsotropicParams(reduction=reduction), 0.8)
+        problem = MMNIsotropic(MMNIsotropicParams(reduction=reduction), InitConfig())
         grid = Grid(((0.0, 8.0),), (1600,), ("r",))
         op = PotentialOperator(problem.grid_model(grid.centres), grid)
         risks[reduction] = op.risk(problem.initial_cell_averages(grid.edges))
@@ -106,5 +107,5 @@ def test_initial_cell_averages_are_the_chi_law(iso):
 
 
 def test_config_check_rejects_reversed_ramp():
-    errors = MMNIsotropic.check(MMNIsotropicParams(t1=2.0, t2=1.0))
+    errors = MMNIsotropic.check(MMNIsotropicParams(t1=2.0, t2=1.0), InitConfig())
     assert errors and errors[0].startswith("problem.t2")

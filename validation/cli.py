@@ -31,7 +31,23 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
     cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")
     cmp_.add_argument("--plot", type=Path, metavar="FIG.png", help="write the comparison figure here")
+    ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (MATH §6)")
+    ver.add_argument("--case", action="append", default=None, metavar="NAME",
+                     help="run only these cases (repeatable); default: all")
+    ver.add_argument("--quick", action="store_true", help="skip the finest grid of each case")
     return p
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from validation.verify import CASES, format_report, passes, run_case
+
+    names = [c.name for c in CASES]
+    for name in args.case or []:
+        if name not in names:
+            raise UsageError(f"--case {name}: unknown case; allowed: {', '.join(names)}")
+    results = {c.name: run_case(c, args.quick) for c in CASES if args.case is None or c.name in args.case}
+    print(format_report(results))
+    return 0 if all(passes(levels) for levels in results.values()) else EXIT_FAILED
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -76,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
-        handler = {"run": _cmd_run, "compare": _cmd_compare}[args.command]
+        handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify}[args.command]
         return handler(args)
     except (UsageError, ConfigError, FileNotFoundError, ValueError) as exc:
         kind = "invalid config: " if isinstance(exc, ConfigError) else ""

@@ -7,58 +7,104 @@ import h5py
 import numpy as np
 
 
+def _marginal(density: np.ndarray, keep: tuple[int, ...], widths: np.ndarray) -> np.ndarray:
+    """Marginal density of the kept axes: sum the others times their widths."""
+    drop = tuple(k for k in range(density.ndim) if k not in keep)
+    return density.sum(axis=drop) * float(np.prod(widths[list(drop)])) if drop else density
+
+
+def _density_1d(ax, marginal: np.ndarray, centres: np.ndarray, z: np.ndarray, name: str) -> None:
+    """The PDE density of one coordinate over the particles' histogram; a narrow peak over 3× the
+    rest of the density is clipped and labelled, so that it does not flatten the bulk."""
+    h = centres[1] - centres[0]
+    mass = marginal.sum() * h
+    cdf = np.cumsum(marginal) * h / mass
+    lo, hi = np.searchsorted(cdf, [0.001, 0.999])
+    edges = np.linspace(min(centres[lo] - h / 2, z.min()), max(centres[hi] + h / 2, z.max()), 41)
+    ax.hist(z, bins=edges, density=True, color="C3", alpha=0.35, label="SGD")
+    ax.plot(centres, marginal / mass, color="C0", label="PDE")
+    j = int(np.argmax(marginal))
+    window = max(3, (hi - lo) // 40)                  # cells counted as "the peak": 2.5% of the view
+    away = np.abs(np.arange(len(marginal)) - j) > window
+    bulk = (marginal[away].max() if away.any() else 0.0) / mass
+    peak = marginal[j] / mass
+    if peak > 3 * bulk > 0:
+        share = cdf[min(j + window, len(cdf) - 1)] - (cdf[j - window - 1] if j > window else 0.0)
+        ax.set_ylim(0, 1.6 * bulk)
+        ax.annotate(f"peak {peak:.0f} at {name} ≈ {centres[j]:.2f}\n({100 * share:.0f}% of mass)",
+                    xy=(centres[j], 1.55 * bulk), xytext=(0.25, 0.8), textcoords="axes fraction",
+                    fontsize=8, arrowprops={"arrowstyle": "->", "lw": 0.7})
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel(name)
+
+
+def _density_2d(ax, marginal: np.ndarray, cx: np.ndarray, cy: np.ndarray, points: np.ndarray,
+                names: tuple[str, str]) -> None:
+    """A 2-D density as a heat map with contour lines over (up to 600 of) the particles, zoomed to
+    the box holding 99.8% of the PDE mass on each axis."""
+    ax.pcolormesh(cx, cy, marginal.T, shading="nearest", cmap="Blues")
+    show = points[:: max(1, len(points) // 600)]
+    ax.plot(show[:, 0], show[:, 1], ".", color="C3", ms=2, alpha=0.5)
+    if marginal.max() > 0:
+        ax.contour(cx, cy, marginal.T, levels=marginal.max() * np.array([0.1, 0.3, 0.6, 0.9]),
+                   colors="navy", linewidths=0.8)
+    for centres, axis, setter in ((cx, 1, ax.set_xlim), (cy, 0, ax.set_ylim)):
+        cdf = np.cumsum(marginal.sum(axis=axis))
+        lo, hi = np.searchsorted(cdf / cdf[-1], [0.001, 0.999])
+        pad = 2 * (centres[1] - centres[0])
+        setter(centres[lo] - pad, centres[min(hi, len(centres) - 1)] + pad)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+
+
 def comparison_figure(f: h5py.File, table: dict[str, np.ndarray], path: Path, n_panels: int = 4) -> None:
-    """Write a PNG: risk vs t for both engines (top), the first reduced coordinate's density at up to
-    n_panels times (bottom). A narrow peak over 3× the rest of the density is clipped and labelled,
-    so that it does not flatten the bulk of the distribution."""
+    """Write a PNG: risk vs t for both engines (top); below, at up to n_panels times, the PDE density
+    against the particles: a histogram overlay (1-D), a heat map with the particles (2-D), or the three
+    pairwise marginals at up to 3 times (3-D)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     coords = f["particles"].attrs["coords"].split(",")
+    ndim = len(coords)
     n = f["particles/theta"].shape[1]
     t = table["time"]
-    picks = np.unique(np.linspace(0, len(t) - 1, n_panels).round().astype(int))
-    fig = plt.figure(figsize=(3.3 * len(picks), 6.6))
-    grid = fig.add_gridspec(2, len(picks), height_ratios=[1.1, 1])
+    picks = np.unique(np.linspace(0, len(t) - 1, n_panels if ndim < 3 else 3).round().astype(int))
+    rows, cols = (1, len(picks)) if ndim < 3 else (len(picks), 3)
+    fig = plt.figure(figsize=(3.3 * cols if ndim < 3 else 11, 3.6 + 3.0 * rows))
+    grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.1] + [1] * rows)
     ax = fig.add_subplot(grid[0, :])
     ax.plot(f["pde/time"][:], f["pde/risk"][:], "-", color="C0", label="PDE  R(ρ_t)")
     ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6, label="PDE + iid 1/N term")
-    ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"SGD  R_N,  N = {n}")
+    ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"particles  R_N,  N = {n}")
     ax.set_xlabel("t")
-    ax.set_ylabel("population risk")
+    ax.set_ylabel("risk")
     ax.legend(frameon=False)
-    centres = f["pde"][coords[0]][:]
-    h = centres[1] - centres[0]
+    centres = [f["pde"][c][:] for c in coords]
+    widths = np.array([c[1] - c[0] for c in centres])
     t_pde, t_sgd = f["pde/time"][:], f["particles/time"][:]
-    for col, k in enumerate(picks):
-        ax = fig.add_subplot(grid[1, col])
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    for row_or_col, k in enumerate(picks):
         density = f["pde/density"][int(np.argmin(np.abs(t_pde - t[k])))]
-        marginal = density.sum(axis=tuple(range(1, density.ndim))) if density.ndim > 1 else density
-        z = f["particles/z"][int(np.argmin(np.abs(t_sgd - t[k])))][:, 0]
-        cdf = np.cumsum(marginal) * h / (marginal.sum() * h)
-        lo, hi = np.searchsorted(cdf, [0.001, 0.999])
-        edges = np.linspace(centres[lo] - h / 2, max(centres[hi] + h / 2, z.max()), 41)
-        ax.hist(z, bins=edges, density=True, color="C3", alpha=0.35, label="SGD")
-        ax.plot(centres, marginal / (marginal.sum() * h), color="C0", label="PDE")
-        j = int(np.argmax(marginal))
-        window = max(3, (hi - lo) // 40)                  # cells counted as "the peak": 2.5% of the view
-        away = np.abs(np.arange(len(marginal)) - j) > window
-        bulk = (marginal[away].max() if away.any() else 0.0) / (marginal.sum() * h)
-        peak = marginal[j] / (marginal.sum() * h)
-        if peak > 3 * bulk > 0:
-            mass = cdf[min(j + window, len(cdf) - 1)] - (cdf[j - window - 1] if j > window else 0.0)
-            ax.set_ylim(0, 1.6 * bulk)
-            ax.annotate(f"peak {peak:.0f} at {coords[0]} ≈ {centres[j]:.2f}\n({100 * mass:.0f}% of mass)",
-                        xy=(centres[j], 1.55 * bulk), xytext=(0.25, 0.8), textcoords="axes fraction",
-                        fontsize=8, arrowprops={"arrowstyle": "->", "lw": 0.7})
-        ax.set_xlim(edges[0], edges[-1])
-        ax.set_xlabel(coords[0])
-        ax.set_title(f"t = {t[k]:g}")
-        if col == 0:
-            ax.set_ylabel("density")
-            ax.legend(frameon=False, fontsize=8)
+        z = f["particles/z"][int(np.argmin(np.abs(t_sgd - t[k])))]
+        if ndim == 1:
+            ax = fig.add_subplot(grid[1, row_or_col])
+            _density_1d(ax, density, centres[0], z[:, 0], coords[0])
+            ax.set_title(f"t = {t[k]:g}")
+            if row_or_col == 0:
+                ax.set_ylabel("density")
+                ax.legend(frameon=False, fontsize=8)
+        elif ndim == 2:
+            ax = fig.add_subplot(grid[1, row_or_col])
+            _density_2d(ax, density, centres[0], centres[1], z, (coords[0], coords[1]))
+            ax.set_title(f"t = {t[k]:g}")
+        else:
+            for col, (a, b) in enumerate(pairs):
+                ax = fig.add_subplot(grid[1 + row_or_col, col])
+                _density_2d(ax, _marginal(density, (a, b), widths), centres[a], centres[b], z[:, [a, b]],
+                            (coords[a], coords[b]))
+                ax.set_title(f"t = {t[k]:g}: ({coords[a]}, {coords[b]})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from mfdyn.problems.base import GridModel, Problem
+from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from mfdyn.problems.mmn_isotropic import MMNIsotropic
 
-CATALOGUE: dict[str, type[Problem]] = {cls.name: cls for cls in (MMNIsotropic,)}
+CATALOGUE: dict[str, type[Problem]] = {
+    cls.name: cls for cls in (MMNIsotropic, OrnsteinUhlenbeck, QuadraticInteraction)}
 
 
 def make_problem(config) -> Problem:
-    """The Problem a validated Config names, built with its parameters and init.kappa."""
-    return CATALOGUE[config.problem.name](config.problem.params, config.init.kappa)
+    """The Problem a validated Config names, built with its parameters and [init]."""
+    return CATALOGUE[config.problem.name](config.problem.params, config.init)
 
 
 __all__ = ["CATALOGUE", "GridModel", "Problem", "make_problem"]

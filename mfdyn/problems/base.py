@@ -38,17 +38,35 @@ class Problem(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type]        # frozen dataclass of the problem's [problem] keys
-    coords: ClassVar[tuple[str, ...]]  # names of the grid (reduced) coordinates
-    natural_lower: ClassVar[tuple[bool, ...]]  # per axis: is the lower bound a natural edge (r = 0)?
+    # How particles move: "single_index_ramp" (σ(<w,x>), ramp σ), "neuron" (a σ(w·x + b)), or
+    # "potential" (no data: deterministic gradient flow of Ψ_λ(·; ρ_N), see drift()).
+    network: ClassVar[str]
 
-    def __init__(self, params: Any, kappa: float):
+    def __init__(self, params: Any, init: Any):
         self.params = params
-        self.kappa = kappa
+        self.init = init
+        self.kappa = init.kappa
 
     @classmethod
-    def check(cls, params: Any) -> list[str]:
-        """Errors that tie several [problem] keys together (each 'problem.key: …')."""
+    def check(cls, params: Any, init: Any) -> list[str]:
+        """Errors that tie [problem] keys together or to [init] (each 'section.key: …')."""
+        if init.mean is not None:
+            return [f"init.mean: not used by {cls.name} (its ρ_0 is centred); remove it"]
         return []
+
+    @classmethod
+    @abstractmethod
+    def coordinates(cls, params: Any) -> tuple[str, ...]:
+        """Names of the grid (reduced) coordinates for these parameters."""
+
+    @property
+    def coords(self) -> tuple[str, ...]:
+        return self.coordinates(self.params)
+
+    @property
+    def natural_lower(self) -> tuple[bool, ...]:
+        """Per axis: is the lower bound a natural edge (r = 0) rather than a cut of the domain?"""
+        return (False,) * len(self.coords)
 
     @property
     @abstractmethod
@@ -86,3 +104,7 @@ class Problem(ABC):
     @abstractmethod
     def exact_risk(self, theta: np.ndarray) -> float:
         """The population risk R_N(θ) = R(ρ_N) of the particle network, exactly (MATH §1, §4)."""
+
+    def drift(self, theta: np.ndarray) -> np.ndarray:
+        """∇_θ Ψ(θ_i; ρ_N) for every particle, (N, D): only for network = "potential"."""
+        raise NotImplementedError(f"{self.name} moves its particles by SGD on data, not by a drift")

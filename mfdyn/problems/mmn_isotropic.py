@@ -40,19 +40,24 @@ class MMNIsotropic(Problem):
 
     name = "mmn_isotropic"
     Params = MMNIsotropicParams
-    coords = ("r",)
+    network = "single_index_ramp"
     natural_lower = (True,)
 
-    def __init__(self, params: MMNIsotropicParams, kappa: float):
-        super().__init__(params, kappa)
+    def __init__(self, params: MMNIsotropicParams, init):
+        super().__init__(params, init)
         self.ramp = Ramp(params.t1, params.t2, params.s1, params.s2)
         self.taus = (1.0 + params.delta, 1.0 - params.delta)
 
     @classmethod
-    def check(cls, params: MMNIsotropicParams) -> list[str]:
+    def check(cls, params: MMNIsotropicParams, init) -> list[str]:
+        errors = super().check(params, init)
         if not params.t2 > params.t1:
-            return [f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}"]
-        return []
+            errors.append(f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}")
+        return errors
+
+    @classmethod
+    def coordinates(cls, params: MMNIsotropicParams) -> tuple[str, ...]:
+        return ("r",)
 
     @property
     def dim(self) -> int:
