@@ -17,7 +17,7 @@ _INIT, _DATA = 0, 1
 
 @dataclass
 class ParticleState:
-    """Particles θ (N, D) after `steps` SGD steps, at t = steps·ε."""
+    """Particles θ (N, D) after `steps` SGD steps, at the save time t = steps·ε (the config makes it whole)."""
 
     t: float
     theta: np.ndarray
@@ -63,7 +63,7 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
             sgd_steps_ramp(theta, x[lo * batch:hi * batch], y[lo * batch:hi * batch], batch, step, lam,
                            ramp.t1, ramp.t2, ramp.s1, ramp.s2)
             k += hi - lo
-        yield ParticleState(k * eps, theta.copy(), k)
+        yield ParticleState(t_save, theta.copy(), k)
 
 
 def _run_drift(problem: Problem, n: int, eps: float, xi: float, lam: float, seed: int,
@@ -75,4 +75,4 @@ def _run_drift(problem: Problem, n: int, eps: float, xi: float, lam: float, seed
         for _ in range(int(round(t_save / eps)) - k):
             theta -= step * (problem.drift(theta) + lam * theta)
         k = int(round(t_save / eps))
-        yield ParticleState(k * eps, theta.copy(), k)
+        yield ParticleState(t_save, theta.copy(), k)

@@ -11,6 +11,23 @@ from pde.grid import Grid
 _STATE_ARRAYS = 16
 
 
+# Feature sets larger than this (with nonnegative weights) are replaced by their best low-rank form
+COMPRESS_MIN_FEATURES = 64
+COMPRESS_RTOL = 1e-15
+
+
+def compress_features(features: np.ndarray, weights: np.ndarray,
+                      rtol: float = COMPRESS_RTOL) -> tuple[np.ndarray, float]:
+    """The best rank-r feature matrix for the kernel ΦᵀWΦ (W ≥ 0): rows v_iᵀW^½Φ for the eigenvectors of the
+    K × K Gram (W^½Φ)(W^½Φ)ᵀ whose eigenvalues are ≥ rtol × the largest; returns (rows (r, M), the first
+    dropped eigenvalue, 0 if none). The kernel changes by at most that eigenvalue in operator norm."""
+    scaled = features * np.sqrt(weights)[:, None]
+    values, vectors = np.linalg.eigh(scaled @ scaled.T)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    keep = int(np.sum(values >= rtol * values[0]))
+    return np.ascontiguousarray(vectors[:, :keep].T @ scaled), float(values[keep]) if keep < len(values) else 0.0
+
+
 def memory_estimate(n_features: int, n_cells: int) -> int:
     """Bytes a solve needs: Φ (K × M doubles) plus the grid-sized state arrays."""
     return 8 * (n_features * n_cells + _STATE_ARRAYS * n_cells)
@@ -38,6 +55,11 @@ class PotentialOperator:
         self.v_lam = np.ascontiguousarray(model.potential + 0.5 * lam * model.sq_norm)
         self.phi = np.ascontiguousarray(model.features)
         self.weights = np.asarray(model.weights, dtype=float)
+        self.features_built = len(self.phi)
+        self.dropped_eigenvalue = 0.0
+        if len(self.phi) > COMPRESS_MIN_FEATURES and np.all(self.weights >= 0):
+            self.phi, self.dropped_eigenvalue = compress_features(self.phi, self.weights)
+            self.weights = np.ones(len(self.phi))
 
     def moments(self, rho: np.ndarray) -> np.ndarray:
         """f = Φρ|cell|, shape (K,): the network output at the feature nodes."""

@@ -80,6 +80,9 @@ def comparison_figure(f: h5py.File, table: dict[str, np.ndarray], path: Path, n_
     ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"particles  R_N,  N = {n}")
     ax.set_xlabel("t")
     ax.set_ylabel("risk")
+    risks = np.concatenate([f["pde/risk"][:], table["risk_sgd"]])
+    if risks.min() > 0 and risks.max() > 5 * risks.min():
+        ax.set_yscale("log")
     ax.legend(frameon=False)
     centres = [f["pde"][c][:] for c in coords]
     widths = np.array([c[1] - c[0] for c in centres])

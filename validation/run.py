@@ -80,6 +80,8 @@ def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> 
         writer.series("pde", name, (), ("time",), long_name=desc)
     group = writer.group("pde")
     group.attrs["kernel_features"] = op.phi.shape[0]
+    group.attrs["kernel_features_built"] = op.features_built
+    group.attrs["kernel_dropped_eigenvalue"] = op.dropped_eigenvalue
     group.attrs["mass_reached_boundary"] = False
     worst = 0.0
     progress = Progress("pde", config.dynamics.t_end)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
+from mfdyn.problems.mmn_anisotropic import MMNAnisotropic
 from mfdyn.problems.mmn_isotropic import MMNIsotropic
 
 CATALOGUE: dict[str, type[Problem]] = {
-    cls.name: cls for cls in (MMNIsotropic, OrnsteinUhlenbeck, QuadraticInteraction)}
+    cls.name: cls for cls in (MMNIsotropic, MMNAnisotropic, OrnsteinUhlenbeck, QuadraticInteraction)}
 
 
 def make_problem(config) -> Problem:

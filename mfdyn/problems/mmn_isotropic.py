@@ -7,10 +7,9 @@ import numpy as np
 from scipy.stats import chi2
 
 from mfdyn.config import choice, rule
-from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
-                            mehler_offdiagonal_sum, pair_expectation_quadrature, q,
-                            ramp_second_moment, sphere_cosine_moments)
-from mfdyn.problems.base import GridModel, Problem
+from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
+from mfdyn.problems.base import GridModel
+from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
 
 _REDUCTION = choice("exact", "d_infinity")
 # u_d is truncated at the first even k whose term is below this everywhere on the grid (MATH §3.1)
@@ -20,19 +19,13 @@ _PROBE = 2048
 
 
 @dataclass(frozen=True)
-class MMNIsotropicParams:
+class MMNIsotropicParams(SingleIndexParams):
     """[problem] keys of mmn_isotropic."""
 
-    d: int = rule(40, "int", lambda v: v >= 2, "≥ 2", "input dimension d")
-    delta: float = rule(0.8, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ")
     reduction: str = rule("exact", "str", *_REDUCTION, "'exact' uses u_d; 'd_infinity' only k = 0")
-    t1: float = rule(0.5, "float", lambda v: np.isfinite(v), "finite", "ramp: start of the linear part")
-    t2: float = rule(1.5, "float", lambda v: np.isfinite(v), "finite", "ramp: end of the linear part")
-    s1: float = rule(-2.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value below t1")
-    s2: float = rule(7.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value above t2")
 
 
-class MMNIsotropic(Problem):
+class MMNIsotropic(SingleIndexRamp):
     """y = ±1, x | y ~ N(0, (1 + yΔ)² I_d), σ*(x; w) = σ(<w, x>), ρ_0 = N(0, κ²/d I_d).
 
     Reduced coordinate r = |w| with J = r^{d−1}; the kernel is u_d (exact in any d) or u_∞.
@@ -40,28 +33,22 @@ class MMNIsotropic(Problem):
 
     name = "mmn_isotropic"
     Params = MMNIsotropicParams
-    network = "single_index_ramp"
     natural_lower = (True,)
 
     def __init__(self, params: MMNIsotropicParams, init):
         super().__init__(params, init)
-        self.ramp = Ramp(params.t1, params.t2, params.s1, params.s2)
         self.taus = (1.0 + params.delta, 1.0 - params.delta)
-
-    @classmethod
-    def check(cls, params: MMNIsotropicParams, init) -> list[str]:
-        errors = super().check(params, init)
-        if not params.t2 > params.t1:
-            errors.append(f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}")
-        return errors
 
     @classmethod
     def coordinates(cls, params: MMNIsotropicParams) -> tuple[str, ...]:
         return ("r",)
 
-    @property
-    def dim(self) -> int:
-        return self.params.d
+    def class_scale(self, y: float) -> np.ndarray:
+        return np.full(self.params.d, 1.0 + y * self.params.delta)
+
+    def reduce(self, theta: np.ndarray) -> np.ndarray:
+        """r = |w|, shape (n, 1)."""
+        return np.linalg.norm(theta, axis=1)[:, None]
 
     def default_bounds(self) -> tuple[tuple[float, float], ...]:
         return ((0.0, 8.0),)
@@ -116,35 +103,3 @@ class MMNIsotropic(Problem):
         (e,) = edges
         cdf = chi2.cdf(self.params.d * (e / self.kappa) ** 2, self.params.d)
         return np.diff(cdf) / np.diff(e)
-
-    # ------------------------------------------------------------------ the particles
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return (self.kappa / np.sqrt(self.params.d)) * rng.standard_normal((n, self.params.d))
-
-    def sample_data(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
-        x = (1.0 + self.params.delta * y)[:, None] * rng.standard_normal((n, self.params.d))
-        return x, y
-
-    def reduce(self, theta: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(theta, axis=1)[:, None]
-
-    def exact_risk(self, theta: np.ndarray) -> float:
-        """R_N = 1 + (2/N) Σ v(r_i) + (1/N²) Σ_ij U(w_i, w_j) with the actual cosines (MATH §4).
-
-        Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
-        the diagonal: the closed-form second moment.
-        """
-        n = len(theta)
-        r = np.linalg.norm(theta, axis=1)
-        unit = theta / np.where(r > 0, r, 1.0)[:, None]   # r = 0: σ(0·x) is constant, any c will do
-        cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
-        i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
-        total = 0.0
-        for tau in self.taus:
-            h = np.ascontiguousarray(hermite_coefficients(self.ramp, tau * r, MEHLER_TERMS))
-            pairs = mehler_offdiagonal_sum(h, cos, MEHLER_MAX_COSINE)
-            if i.size:
-                pairs += pair_expectation_quadrature(self.ramp, tau * r[i], tau * r[j], cos[i, j]).sum()
-            total += 0.5 * (2.0 * pairs + ramp_second_moment(self.ramp, tau * r).sum())
-        return float(1.0 + 2.0 * self.potential(r).mean() + total / n**2)

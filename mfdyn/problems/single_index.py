@@ -1,0 +1,87 @@
+"""What the two MMN problems share (MATH.md §3.1, §3.2, §4): a single-index ramp network on two classes.
+
+y = ±1 with probability ½, and given y, x = s_y ∘ g with g ~ N(0, I_d) and a per-coordinate class
+scale s_y. The network is ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ, and ρ_0 = N(0, κ²/d I_d).
+Given y, <w, x> ~ N(0, τ_y(w)²) with τ_y(w) = |s_y ∘ w|, and two neurons have covariance
+<s_y ∘ w_i, s_y ∘ w_j>. So V, U and the exact R_N are closed forms in these (MATH §4).
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from mfdyn.config import rule
+from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
+                            mehler_offdiagonal_sum, pair_expectation_quadrature, q, ramp_second_moment)
+from mfdyn.problems.base import Problem
+
+CLASSES = (1.0, -1.0)        # y, each with probability ½
+
+
+@dataclass(frozen=True)
+class SingleIndexParams:
+    """[problem] keys common to the MMN problems."""
+
+    d: int = rule(40, "int", lambda v: v >= 2, "≥ 2", "input dimension d")
+    delta: float = rule(0.8, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ")
+    t1: float = rule(0.5, "float", lambda v: np.isfinite(v), "finite", "ramp: start of the linear part")
+    t2: float = rule(1.5, "float", lambda v: np.isfinite(v), "finite", "ramp: end of the linear part")
+    s1: float = rule(-2.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value below t1")
+    s2: float = rule(7.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value above t2")
+
+
+class SingleIndexRamp(Problem):
+    """Base of the MMN problems: samplers and the exact risk of the particle network."""
+
+    network = "single_index_ramp"
+
+    def __init__(self, params: SingleIndexParams, init):
+        super().__init__(params, init)
+        self.ramp = Ramp(params.t1, params.t2, params.s1, params.s2)
+
+    @classmethod
+    def check(cls, params: SingleIndexParams, init) -> list[str]:
+        errors = super().check(params, init)
+        if not params.t2 > params.t1:
+            errors.append(f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}")
+        return errors
+
+    @property
+    def dim(self) -> int:
+        return self.params.d
+
+    @abstractmethod
+    def class_scale(self, y: float) -> np.ndarray:
+        """s_y, shape (d,): x | y = s_y ∘ g."""
+
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return (self.kappa / np.sqrt(self.params.d)) * rng.standard_normal((n, self.params.d))
+
+    def sample_data(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        y = np.where(rng.random(n) < 0.5, CLASSES[0], CLASSES[1])
+        scale = np.where((y == CLASSES[0])[:, None], self.class_scale(CLASSES[0]), self.class_scale(CLASSES[1]))
+        return scale * rng.standard_normal((n, self.params.d)), y
+
+    def exact_risk(self, theta: np.ndarray) -> float:
+        """R_N = 1 + Σ_y ½ [ −2y mean_i q(τ_yi) + (1/N²) Σ_ij E σ(τ_yi X)σ(τ_yj Y) ] (MATH §1, §4).
+
+        Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
+        the diagonal: the closed-form second moment.
+        """
+        n = len(theta)
+        total = 1.0
+        for y in CLASSES:
+            scaled = theta * self.class_scale(y)
+            tau = np.linalg.norm(scaled, axis=1)
+            unit = scaled / np.where(tau > 0, tau, 1.0)[:, None]   # τ = 0: σ is constant, any c will do
+            cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
+            h = np.ascontiguousarray(hermite_coefficients(self.ramp, tau, MEHLER_TERMS))
+            pairs = mehler_offdiagonal_sum(h, cos, MEHLER_MAX_COSINE)
+            i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
+            if i.size:
+                pairs += pair_expectation_quadrature(self.ramp, tau[i], tau[j], cos[i, j]).sum()
+            gram = 2.0 * pairs + ramp_second_moment(self.ramp, tau).sum()
+            total += 0.5 * (-2.0 * y * q(self.ramp, tau).mean() + gram / n**2)
+        return float(total)
