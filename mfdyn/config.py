@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 
 class ConfigError(ValueError):
     """Invalid configuration; the message names every bad dotted key and what is allowed."""
@@ -54,6 +56,12 @@ class Rule:
                     isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
                 raise TypeError
             return tuple(float(v) for v in value)
+        if self.kind == "teacher":  # a list of neurons [a, w] or [a, w, b]
+            if not isinstance(value, list) or not value or any(
+                    not isinstance(n, list) or len(n) not in (2, 3)
+                    or any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in n) for n in value):
+                raise TypeError
+            return tuple(tuple(float(c) for c in n) for n in value)
         if self.kind == "ints":  # an int, or a list of ints (one per axis)
             items = value if isinstance(value, list) else [value]
             if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
@@ -75,6 +83,7 @@ class Rule:
         """The allowed values in words."""
         base = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
                 "ints": "an integer or a list of integers", "floats": "a list of numbers",
+                "teacher": "a list of neurons [a, w] or [a, w, b]",
                 "bounds": "a list of [lower, upper] pairs"}[self.kind]
         if self.allowed.startswith("one of"):
             return self.allowed
@@ -210,6 +219,8 @@ def _toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, (np.floating, np.integer)):
+        return _toml_value(v.item())
     raise TypeError(type(v))
 
 

@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 
 from mfdyn.problems import Problem
-from particles.sgd import sgd_steps_ramp
+from particles.sgd import sgd_steps_neuron, sgd_steps_ramp
 
 # Data are drawn in fixed blocks of steps, block c from its own stream SeedSequence(seed, (DATA, c)):
 # the trajectory then depends on the seed only, not on how the run is cut into snapshots or resumed.
@@ -47,8 +47,15 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
         yield from _run_drift(problem, n, eps, xi, lam, seed, save_times)
         return
     theta = initial_particles(problem, n, seed)
-    ramp = problem.ramp
     step = 2.0 * eps * xi
+    if problem.network == "single_index_ramp":
+        r = problem.ramp
+
+        def kernel(x, y):
+            sgd_steps_ramp(theta, x, y, batch, step, lam, r.t1, r.t2, r.s1, r.s2)
+    else:
+        def kernel(x, y):
+            sgd_steps_neuron(theta, x, y, batch, step, lam, problem.code, *problem.ramp)
     k = 0
     block, data = -1, None
     for t_save in save_times:
@@ -60,8 +67,7 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
             lo = k - block * BLOCK_STEPS
             hi = min(BLOCK_STEPS, lo + target - k)
             x, y = data
-            sgd_steps_ramp(theta, x[lo * batch:hi * batch], y[lo * batch:hi * batch], batch, step, lam,
-                           ramp.t1, ramp.t2, ramp.s1, ramp.s2)
+            kernel(x[lo * batch:hi * batch], y[lo * batch:hi * batch])
             k += hi - lo
         yield ParticleState(t_save, theta.copy(), k)
 

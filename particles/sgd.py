@@ -1,17 +1,20 @@
-"""Online / mini-batch SGD steps for ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ (MATH.md §2, §3.1).
+"""Online / mini-batch SGD steps (MATH.md §2): for ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ
+(the MMN problems, §3.1–§3.2), and for ŷ(x) = (1/N) Σ_i a_i σ(w_i x + b_i) with scalar x (§3.3).
 
 One step with samples (x_b, y_b), b = 1..B, and s = εξ:
 
     w_i ← w_i + 2s [ (1/B) Σ_b (y_b − ŷ(x_b)) σ'(<w_i, x_b>) x_b − λ w_i ]
 
 (noiseless, β = ∞). All neurons see the same ŷ computed from the weights before the step.
-`sgd_steps_ramp` is the Numba kernel (serial, so results do not depend on the thread count);
-`sgd_steps_ramp_numpy` is its readable twin. Both update w in place.
+Each Numba kernel is serial, so results do not depend on the thread count, and has a readable NumPy
+twin (`*_numpy`); all update the parameters in place.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
 
 
 @njit(cache=True)
@@ -56,3 +59,52 @@ def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
         yhat = (s1 + slope * np.clip(z - t1, 0.0, t2 - t1)).mean(axis=1)
         grad_out = (yb - yhat)[:, None] * np.where((z > t1) & (z < t2), slope, 0.0)   # (B, N)
         w[...] = w + step * (grad_out.T @ xb / batch - lam * w)
+
+
+@njit(cache=True)
+def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
+                     code: int, t1: float, t2: float, s1: float, s2: float) -> None:
+    """Steps for ŷ(x) = (1/N) Σ a_i σ(w_i x + b_i), scalar x; θ (N, 2) = (a, w) or (N, 3) = (a, w, b).
+
+    ∇_θ σ* = (σ(z), a σ'(z) x, a σ'(z)) at z = w x + b (MATH §2, §3.3); x (S·B,), y (S·B,).
+    """
+    n, dim = theta.shape
+    pre = np.empty((batch, n))
+    res = np.empty(batch)
+    decay = 1.0 - step * lam
+    for s in range(len(y) // batch):
+        for b in range(batch):
+            k = s * batch + b
+            yhat = 0.0
+            for i in range(n):
+                z = theta[i, 1] * x[k] + (theta[i, 2] if dim == 3 else 0.0)
+                pre[b, i] = z
+                yhat += theta[i, 0] * sigma_scalar(code, z, t1, t2, s1, s2)
+            res[b] = step * (y[k] - yhat / n) / batch
+        for i in range(n):
+            a = theta[i, 0]
+            ga, gw, gb = 0.0, 0.0, 0.0
+            for b in range(batch):
+                z = pre[b, i]
+                ds = a * sigma_prime_scalar(code, z, t1, t2, s1, s2) * res[b]
+                ga += res[b] * sigma_scalar(code, z, t1, t2, s1, s2)
+                gw += ds * x[s * batch + b]
+                gb += ds
+            theta[i, 0] = a * decay + ga
+            theta[i, 1] = theta[i, 1] * decay + gw
+            if dim == 3:
+                theta[i, 2] = theta[i, 2] * decay + gb
+
+
+def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
+                           name: str, ramp: tuple[float, float, float, float]) -> None:
+    """NumPy twin of sgd_steps_neuron (activation by name)."""
+    dim = theta.shape[1]
+    for s in range(len(y) // batch):
+        xb, yb = x[s * batch:(s + 1) * batch], y[s * batch:(s + 1) * batch]
+        a = theta[:, 0]
+        z = np.outer(xb, theta[:, 1]) + (theta[:, 2] if dim == 3 else 0.0)          # (B, N)
+        act, dact = sigma(name, z, ramp), sigma_prime(name, z, ramp)
+        res = (yb - (a * act).mean(axis=1)) / batch                                  # (B,)
+        grad = [res @ act, res @ (a * dact * xb[:, None]), res @ (a * dact)][:dim]
+        theta[...] = theta + step * (np.stack(grad, axis=1) - lam * theta)

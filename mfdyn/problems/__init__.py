@@ -5,9 +5,10 @@ from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from mfdyn.problems.mmn_anisotropic import MMNAnisotropic
 from mfdyn.problems.mmn_isotropic import MMNIsotropic
+from mfdyn.problems.teacher_student import TeacherStudent
 
 CATALOGUE: dict[str, type[Problem]] = {
-    cls.name: cls for cls in (MMNIsotropic, MMNAnisotropic, OrnsteinUhlenbeck, QuadraticInteraction)}
+    cls.name: cls for cls in (MMNIsotropic, MMNAnisotropic, TeacherStudent, OrnsteinUhlenbeck, QuadraticInteraction)}
 
 
 def make_problem(config) -> Problem:

@@ -21,15 +21,26 @@ CLASSES = (1.0, -1.0)        # y, each with probability ½
 
 
 @dataclass(frozen=True)
-class SingleIndexParams:
-    """[problem] keys common to the MMN problems."""
+class RampParams:
+    """[problem] keys of the ramp σ (MATH §3.1 defaults), for every problem that can use it."""
 
-    d: int = rule(40, "int", lambda v: v >= 2, "≥ 2", "input dimension d")
-    delta: float = rule(0.8, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ")
     t1: float = rule(0.5, "float", lambda v: np.isfinite(v), "finite", "ramp: start of the linear part")
     t2: float = rule(1.5, "float", lambda v: np.isfinite(v), "finite", "ramp: end of the linear part")
     s1: float = rule(-2.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value below t1")
     s2: float = rule(7.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value above t2")
+
+
+def check_ramp(params: RampParams) -> list[str]:
+    """The ramp needs t1 < t2."""
+    return [] if params.t2 > params.t1 else [f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}"]
+
+
+@dataclass(frozen=True)
+class SingleIndexParams(RampParams):
+    """[problem] keys common to the MMN problems."""
+
+    d: int = rule(40, "int", lambda v: v >= 2, "≥ 2", "input dimension d")
+    delta: float = rule(0.8, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ")
 
 
 class SingleIndexRamp(Problem):
@@ -43,10 +54,7 @@ class SingleIndexRamp(Problem):
 
     @classmethod
     def check(cls, params: SingleIndexParams, init) -> list[str]:
-        errors = super().check(params, init)
-        if not params.t2 > params.t1:
-            errors.append(f"problem.t2: must be > problem.t1 = {params.t1}, got {params.t2}")
-        return errors
+        return super().check(params, init) + check_ramp(params)
 
     @property
     def dim(self) -> int:
