@@ -93,3 +93,19 @@ def test_parallel_build_is_bit_identical_to_serial():
         amax_b = axis_flux_divergence_parallel(rho, zeta, 0.1, b)
         np.testing.assert_array_equal(a, b)
         assert amax_a == amax_b
+
+
+def test_potential_kernels_match_numpy_twins():
+    from pde.potential import expand_kernel, expand_numpy, moments_kernel, moments_numpy
+
+    rng = np.random.default_rng(4)
+    for k, m in [(3, 7), (40, 9000), (1, 513), (17, 4097)]:
+        phi, rho, g, base = rng.standard_normal((k, m)), rng.random(m), rng.standard_normal(k), rng.standard_normal(m)
+        a, b = np.empty(k), np.empty(k)
+        moments_kernel(phi, rho, 0.37, a)
+        moments_numpy(phi, rho, 0.37, b)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        c, d = np.empty(m), np.empty(m)
+        expand_kernel(phi, g, base, c)
+        expand_numpy(phi, g, base, d)
+        np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-12)
