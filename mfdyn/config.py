@@ -126,8 +126,7 @@ class DynamicsConfig:
     """[dynamics]: ξ, β, λ and the horizon (MATH §2)."""
 
     xi: float = rule(1.0, "float", positive, "> 0", "constant step-size schedule ξ")
-    beta: float = rule(math.inf, "float", lambda v: v == math.inf, "= inf (noiseless; finite β is "
-                       "not implemented yet)", "inverse temperature β")
+    beta: float = rule(math.inf, "float", lambda v: v > 0, "> 0 (inf: noiseless)", "inverse temperature β")
     lam: float = rule(0.0, "float", lambda v: v >= 0 and math.isfinite(v), "≥ 0",
                       "weight decay λ (key 'lambda' in TOML)")
     t_end: float = rule(REQUIRED, "float", positive, "> 0", "final time t")
@@ -145,6 +144,11 @@ class PdeConfig:
     cfl: float = rule(0.8, "float", lambda v: 0 < v <= 1, "in (0, 1]",
                       "safety factor on the positivity bound dt ≤ h/(2 D a)")
     memory_gb: float = rule(4.0, "float", positive, "> 0", "refuse grids whose solve needs more memory")
+    stepper: str = rule("explicit", "str", *choice("explicit", "implicit"),
+                        "SSP-RK3, or the linearly implicit step (β < ∞) for long runs to equilibrium")
+    rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off)",
+                       "explicit stepper: local L1 error per step relative to the mass")
+    dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step")
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,9 @@ def _check_consistency(cfg: Config, ndim: int, errors: list[str]) -> None:
     if cfg.pde.bounds is not None and len(cfg.pde.bounds) != ndim:
         errors.append(f"pde.bounds: must have {ndim} [lower, upper] pair(s) for {cfg.problem.name}, "
                       f"got {len(cfg.pde.bounds)}")
+    if cfg.pde.stepper == "implicit" and d.beta == math.inf:
+        errors.append("pde.stepper: 'implicit' needs a finite dynamics.beta (it is a diffusion step); "
+                      "use 'explicit' for β = inf")
     if o.every > d.t_end:
         errors.append(f"output.every: must be ≤ dynamics.t_end = {d.t_end}, got {o.every}")
     if not _is_multiple(d.t_end, p.eps):

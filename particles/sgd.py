@@ -3,9 +3,11 @@
 
 One step with samples (x_b, y_b), b = 1..B, and s = εξ:
 
-    w_i ← w_i + 2s [ (1/B) Σ_b (y_b − ŷ(x_b)) σ'(<w_i, x_b>) x_b − λ w_i ]
+    w_i ← w_i + 2s [ (1/B) Σ_b (y_b − ŷ(x_b)) σ'(<w_i, x_b>) x_b − λ w_i ] + sqrt(4s/β) g_i
 
-(noiseless, β = ∞). All neurons see the same ŷ computed from the weights before the step.
+with g_i ~ N(0, I). All neurons see the same ŷ computed from the weights before the step. The
+noise comes in as an array `noise` of shape (steps, N, D) already scaled by sqrt(4s/β) (the run loop
+draws it from a NumPy Generator; Numba's own normals cost 3× more); an empty array means β = ∞.
 Each Numba kernel is serial, so results do not depend on the thread count, and has a readable NumPy
 twin (`*_numpy`); all update the parameters in place.
 """
@@ -19,7 +21,7 @@ from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scal
 
 @njit(cache=True)
 def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                   t1: float, t2: float, s1: float, s2: float) -> None:
+                   t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
     """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ."""
     n, d = w.shape
     slope = (s2 - s1) / (t2 - t1)
@@ -47,10 +49,13 @@ def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step
                     k = s * batch + b
                     for a in range(d):
                         w[i, a] += g * x[k, a]
+            if noise.shape[0] > 0:
+                for a in range(d):
+                    w[i, a] += noise[s, i, a]
 
 
 def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                         t1: float, t2: float, s1: float, s2: float) -> None:
+                         t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
     """NumPy twin of sgd_steps_ramp: the update of MATH §2 written as array expressions."""
     slope = (s2 - s1) / (t2 - t1)
     for s in range(len(y) // batch):
@@ -59,11 +64,13 @@ def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
         yhat = (s1 + slope * np.clip(z - t1, 0.0, t2 - t1)).mean(axis=1)
         grad_out = (yb - yhat)[:, None] * np.where((z > t1) & (z < t2), slope, 0.0)   # (B, N)
         w[...] = w + step * (grad_out.T @ xb / batch - lam * w)
+        if len(noise):
+            w += noise[s]
 
 
 @njit(cache=True)
 def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                     code: int, t1: float, t2: float, s1: float, s2: float) -> None:
+                     code: int, t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
     """Steps for ŷ(x) = (1/N) Σ a_i σ(w_i x + b_i), scalar x; θ (N, 2) = (a, w) or (N, 3) = (a, w, b).
 
     ∇_θ σ* = (σ(z), a σ'(z) x, a σ'(z)) at z = w x + b (MATH §2, §3.3); x (S·B,), y (S·B,).
@@ -94,10 +101,13 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
             theta[i, 1] = theta[i, 1] * decay + gw
             if dim == 3:
                 theta[i, 2] = theta[i, 2] * decay + gb
+            if noise.shape[0] > 0:
+                for a_ in range(dim):
+                    theta[i, a_] += noise[s, i, a_]
 
 
 def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                           name: str, ramp: tuple[float, float, float, float]) -> None:
+                           name: str, ramp: tuple[float, float, float, float], noise: np.ndarray) -> None:
     """NumPy twin of sgd_steps_neuron (activation by name)."""
     dim = theta.shape[1]
     for s in range(len(y) // batch):
@@ -108,3 +118,5 @@ def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batc
         res = (yb - (a * act).mean(axis=1)) / batch                                  # (B,)
         grad = [res @ act, res @ (a * dact * xb[:, None]), res @ (a * dact)][:dim]
         theta[...] = theta + step * (np.stack(grad, axis=1) - lam * theta)
+        if len(noise):
+            theta += noise[s]

@@ -97,14 +97,15 @@ class PotentialOperator:
     """Ψ_λ[ρ] = V + (λ/2)|θ|² + Φᵀ(w ∘ Φρ|cell|) for cell averages ρ, in O(K·M).
 
     Risk R = R# + 2∫Vρ + Σ_k w_k f_k², f = Φρ|cell|; R_λ = R + λ∫|θ|²ρ; free energy
-    F = ½R_λ (+ β⁻¹∫ρ log(ρ/J) when β < ∞, not yet supported). The discrete interaction matrix
+    F = ½R_λ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; MATH §2, §3). The discrete interaction matrix
     ΦᵀWΦ is symmetric, which is all the semi-discrete decay of F needs (CCH Thm 2.5).
     With compress (default), more than COMPRESS_MIN_FEATURES features with W ≥ 0 are replaced by
     their best low-rank form (compress_features), which changes the kernel by under 1e−15 relative.
     """
 
-    def __init__(self, model: GridModel, grid: Grid, lam: float = 0.0, compress: bool = True):
-        self.model, self.grid, self.lam = model, grid, lam
+    def __init__(self, model: GridModel, grid: Grid, lam: float = 0.0, beta: float = np.inf,
+                 compress: bool = True):
+        self.model, self.grid, self.lam, self.beta = model, grid, lam, beta
         self.vol = grid.cell_volume
         self.v_lam = np.ascontiguousarray(model.potential + 0.5 * lam * model.sq_norm)
         self.phi = np.ascontiguousarray(model.features)
@@ -127,6 +128,16 @@ class PotentialOperator:
         expand_kernel(self.phi, self.weights * self.moments(rho), self.v_lam, out)
         return out.reshape(self.grid.shape)
 
+    def psi_noisy(self, rho: np.ndarray) -> np.ndarray:
+        """ψ = Ψ_λ − β⁻¹ log J, the potential the Scharfetter–Gummel flux sees (MATH §3, §5)."""
+        return self.psi(rho) - self.model.log_volume.reshape(self.grid.shape) / self.beta
+
+    def gibbs(self, rho: np.ndarray) -> np.ndarray:
+        """Z⁻¹ J e^{−βΨ_λ[ρ]} on the grid, normalised to the mass of ρ (MATH §2)."""
+        exponent = -self.beta * self.psi_noisy(rho)
+        weights = np.exp(exponent - exponent.max())
+        return weights * (self.grid.integrate(rho) / self.grid.integrate(weights))
+
     def interaction_energy(self, rho: np.ndarray) -> float:
         """∬U dρ dρ = Σ_k w_k f_k²."""
         f = self.moments(rho)
@@ -138,8 +149,14 @@ class PotentialOperator:
         return self.model.r_sharp + 2.0 * linear + self.interaction_energy(rho)
 
     def free_energy(self, rho: np.ndarray) -> float:
-        """F = ½ R_λ (noiseless)."""
-        return 0.5 * (self.risk(rho) + self.lam * float(self.model.sq_norm @ rho.ravel()) * self.vol)
+        """F = ½ R_λ + β⁻¹ ∫ρ log(ρ/J), with 0 log 0 = 0."""
+        flat = rho.ravel()
+        value = 0.5 * (self.risk(rho) + self.lam * float(self.model.sq_norm @ flat) * self.vol)
+        if np.isfinite(self.beta):
+            positive = flat > 0
+            entropy = np.sum(flat[positive] * (np.log(flat[positive]) - self.model.log_volume[positive]))
+            value += float(entropy) * self.vol / self.beta
+        return value
 
     def finite_n_term(self, rho: np.ndarray) -> float:
         """∫U(θ,θ)dρ − ∬U dρ dρ: E R_N = R(ρ) + this / N for θ_i iid ~ ρ (MATH §1)."""

@@ -19,7 +19,8 @@ def test_kernel_matches_numpy_twin(batch, lam):
     x = rng.standard_normal((60 * batch, 9)) * 1.5
     y = rng.choice([-1.0, 1.0], 60 * batch)
     a, b = w.copy(), w.copy()
-    args = (x, y, batch, 0.05, lam, RAMP.t1, RAMP.t2, RAMP.s1, RAMP.s2)
+    noise = 0.01 * rng.standard_normal((60, 37, 9)) if lam > 0 else np.empty((0, 1, 1))
+    args = (x, y, batch, 0.05, lam, RAMP.t1, RAMP.t2, RAMP.s1, RAMP.s2, noise)
     sgd_steps_ramp(a, *args)
     sgd_steps_ramp_numpy(b, *args)
     assert not np.allclose(a, w)                     # something happened ...
@@ -35,7 +36,7 @@ def test_one_step_is_the_update_of_math_section_2():
     pre = w @ x[0]                                   # 1.0 (linear part) and −0.125 (flat part)
     yhat = RAMP(pre).mean()
     expected = w + 2 * s * ((y[0] - yhat) * RAMP.derivative(pre)[:, None] * x[0] - lam * w)
-    sgd_steps_ramp(w, x, y, 1, 2 * s, lam, RAMP.t1, RAMP.t2, RAMP.s1, RAMP.s2)
+    sgd_steps_ramp(w, x, y, 1, 2 * s, lam, RAMP.t1, RAMP.t2, RAMP.s1, RAMP.s2, np.empty((0, 1, 1)))
     np.testing.assert_allclose(w, expected, rtol=1e-14)
 
 

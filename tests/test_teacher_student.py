@@ -43,8 +43,9 @@ def test_neuron_kernel_matches_numpy_twin(name, dim, batch, lam):
     x = rng.standard_normal(40 * batch)
     y = np.sin(x)
     a, b = theta.copy(), theta.copy()
-    sgd_steps_neuron(a, x, y, batch, 0.05, lam, CODES[name], *RAMP)
-    sgd_steps_neuron_numpy(b, x, y, batch, 0.05, lam, name, RAMP)
+    noise = 0.01 * rng.standard_normal((40, 25, dim)) if lam > 0 else np.empty((0, 1, 1))
+    sgd_steps_neuron(a, x, y, batch, 0.05, lam, CODES[name], *RAMP, noise)
+    sgd_steps_neuron_numpy(b, x, y, batch, 0.05, lam, name, RAMP, noise)
     assert not np.allclose(a, theta)
     np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
 

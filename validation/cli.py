@@ -39,15 +39,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from validation.verify import CASES, format_report, passes, run_case
+    from validation import verify
 
-    names = [c.name for c in CASES]
+    names = [c.name for c in verify.CASES]
     for name in args.case or []:
         if name not in names:
             raise UsageError(f"--case {name}: unknown case; allowed: {', '.join(names)}")
-    results = {c.name: run_case(c, args.quick) for c in CASES if args.case is None or c.name in args.case}
-    print(format_report(results))
-    return 0 if all(passes(levels) for levels in results.values()) else EXIT_FAILED
+    results = {c.name: verify.run_case(c, args.quick) for c in verify.CASES if args.case is None or c.name in args.case}
+    print(verify.format_report(results))
+    ok = all(verify.passes(levels) for levels in results.values())
+    if args.case is None:
+        errors, orders = verify.implicit_time_orders()
+        gibbs = verify.gibbs_preservation()
+        print(verify.format_extra_checks(errors, orders, gibbs))
+        ok = ok and min(orders) >= verify.MIN_TIME_ORDER and max(gibbs.values()) <= verify.GIBBS_TOL
+    return 0 if ok else EXIT_FAILED
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -67,7 +67,7 @@ def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) 
 
 def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> None:
     """Solve on the grid; write density, risk, free energy, mass and the finite-N term at each save."""
-    op = PotentialOperator(problem.grid_model(grid.centres), grid, config.dynamics.lam)
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, config.dynamics.lam, config.dynamics.beta)
     rho0 = problem.initial_cell_averages(grid.edges)
     writer.scale("pde", "time", units="t (SGD clock t = kε)")
     for name, centres in zip(grid.names, grid.centres):
@@ -85,7 +85,9 @@ def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> 
     group.attrs["mass_reached_boundary"] = False
     worst = 0.0
     progress = Progress("pde", config.dynamics.t_end)
-    for state in solve(op, rho0, config.save_times(), config.dynamics.xi, config.pde.cfl):
+    pde = config.pde
+    for state in solve(op, rho0, config.save_times(), config.dynamics.xi, pde.cfl, pde.stepper,
+                       pde.rtol or None, pde.dt):
         rho = state.rho
         writer.append("pde", {"time": state.t, "density": rho, "risk": op.risk(rho),
                               "free_energy": op.free_energy(rho), "mass": grid.integrate(rho),
@@ -113,7 +115,7 @@ def run_particles(problem: Problem, config: Config, writer: RunWriter) -> None:
     writer.series("particles", "risk", (), ("time",), long_name="exact population risk R_N (MATH §4)")
     writer.group("particles").attrs["coords"] = ",".join(problem.coords)
     progress = Progress("particles", dyn.t_end)
-    for state in run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, config.save_times()):
+    for state in run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, config.save_times(), dyn.beta):
         writer.append("particles", {"time": state.t, "theta": state.theta,
                                     "z": problem.reduce(state.theta),
                                     "risk": problem.exact_risk(state.theta)})

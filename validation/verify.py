@@ -1,10 +1,13 @@
-"""`mfdyn verify`: the exact-solution cases of MATH.md §6 that need no diffusion, under refinement.
+"""`mfdyn verify`: the exact-solution cases of MATH.md §6, under refinement.
 
-Each case is a linear flow (Ornstein–Uhlenbeck drift, or quadratic interaction about the mean)
+Noiseless cases are linear flows (Ornstein–Uhlenbeck drift, or quadratic interaction about the mean)
 started from the smooth compactly supported cos⁶ bump, whose exact solution is the same bump,
-moved and contracted. For each grid the report gives the L1 error of the cell averages at t_end,
-the observed order against the next coarser grid, the relative mass drift, the minimum density
-and the largest increase of the discrete risk between saves (which must be ≤ 0 at β = ∞).
+moved and contracted. Noisy cases (β < ∞) start from a Gaussian, which stays Gaussian: the heat
+equation (K = 0), OU, and quadratic interaction. For each grid the report gives the L1 error of the
+cell averages at t_end, the observed order against the next coarser grid, the relative mass drift,
+the minimum density, and the largest increase between saves of the discrete risk (β = ∞) or free
+energy (β < ∞), which must be ≤ 0. Two further checks: the implicit stepper's order in dt, and
+the preservation of a discrete Gibbs state of a frozen potential by both steppers.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import numpy as np
 from mfdyn.config import InitConfig
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from pde import Grid, PotentialOperator, solve
+
+INF = float("inf")
 
 MIN_ORDER = 1.8      # the bar for the finest pair of grids
 MASS_TOL = 1e-12     # relative
@@ -30,14 +35,22 @@ class Case:
     stiffness: tuple[float, ...]
     mean: tuple[float, ...]
     cells: tuple[int, ...]
+    beta: float = INF
+    reach: float = 0.0       # half-width of the domain about the centre (0: the problem's default)
     kappa: float = 0.4
     xi: float = 0.5
     t_end: float = 0.5
     saves: int = 10
 
     def build(self):
-        params = self.problem.Params(stiffness=self.stiffness, profile="bump")
+        profile = "bump" if self.beta == INF else "gaussian"
+        params = self.problem.Params(stiffness=self.stiffness, profile=profile)
         return self.problem(params, InitConfig(kappa=self.kappa, mean=self.mean))
+
+    def grid(self, problem, cells: int) -> Grid:
+        bounds = (tuple((m - self.reach, m + self.reach) for m in self.mean) if self.reach
+                  else problem.default_bounds())
+        return Grid(bounds, (cells,) * problem.dim, problem.coords)
 
 
 CASES = (
@@ -46,7 +59,19 @@ CASES = (
     Case("ou_3d", OrnsteinUhlenbeck, (0.5, 0.25, 0.4), (0.2, -0.1, 0.1), (32, 64, 128)),
     Case("quadratic_1d", QuadraticInteraction, (0.0,), (0.2,), (40, 80, 160, 320)),
     Case("quadratic_2d", QuadraticInteraction, (0.0, 0.5), (0.2, -0.1), (32, 64, 128, 256)),
+    Case("heat_1d", OrnsteinUhlenbeck, (0.0,), (0.2,), (40, 80, 160), beta=10.0, reach=3.2),
+    Case("heat_2d", OrnsteinUhlenbeck, (0.0, 0.0), (0.2, -0.1), (32, 64, 128), beta=10.0, reach=3.2),
+    Case("heat_3d", OrnsteinUhlenbeck, (0.0, 0.0, 0.0), (0.2, -0.1, 0.1), (16, 32, 64), beta=10.0, reach=3.2),
+    Case("ou_noisy_1d", OrnsteinUhlenbeck, (1.0,), (0.3,), (40, 80, 160), beta=10.0, reach=2.4),
+    Case("ou_noisy_2d", OrnsteinUhlenbeck, (1.0, 0.5), (0.3, -0.2), (32, 64, 128), beta=10.0, reach=2.6),
+    Case("ou_noisy_3d", OrnsteinUhlenbeck, (1.0, 0.5, 0.7), (0.3, -0.2, 0.1), (16, 32, 64), beta=10.0, reach=2.6),
+    Case("quadratic_noisy_2d", QuadraticInteraction, (0.0, 0.5), (0.3, -0.2), (32, 64, 128), beta=10.0, reach=2.6),
 )
+# The implicit stepper's order in dt (OU, β = 10, 640 cells: the spatial error is ~100× below the time error)
+IMPLICIT_CASE = Case("ou_implicit_dt", OrnsteinUhlenbeck, (1.0,), (0.3,), (640,), beta=10.0, reach=2.4, t_end=1.0)
+IMPLICIT_DTS = (0.1, 0.05, 0.025, 0.0125)
+MIN_TIME_ORDER = 0.9
+GIBBS_TOL = 1e-12    # relative change of a discrete Gibbs state over t_end
 
 
 @dataclass(frozen=True)
@@ -66,14 +91,14 @@ def run_level(case: Case, cells: int) -> tuple[float, float, float, float, float
     """Solve one case on cells^D cells; return (L1 error, mass drift, min ρ, max risk increase, seconds)."""
     start = time.perf_counter()
     problem = case.build()
-    grid = Grid(problem.default_bounds(), (cells,) * problem.dim, problem.coords)
-    op = PotentialOperator(problem.grid_model(grid.centres), grid)
+    grid = case.grid(problem, cells)
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=case.beta)
     rho0 = problem.initial_cell_averages(grid.edges)
     times = list(np.linspace(0.0, case.t_end, case.saves + 1))
     states = list(solve(op, rho0, times, case.xi))
     final = states[-1].rho
-    exact = problem.exact_cell_averages(grid.edges, case.t_end, case.xi, 0.0)
-    risks = np.array([op.risk(s.rho) for s in states])
+    exact = problem.exact_cell_averages(grid.edges, case.t_end, case.xi, 0.0, case.beta)
+    risks = np.array([op.free_energy(s.rho) for s in states])
     mass0 = grid.integrate(rho0)
     return (float(np.abs(final - exact).sum() * grid.cell_volume),
             abs(grid.integrate(final) - mass0) / mass0,
@@ -92,6 +117,31 @@ def run_case(case: Case, quick: bool = False) -> list[Level]:
     return levels
 
 
+def implicit_time_orders() -> tuple[list[float], list[float]]:
+    """L1 errors at t_end of the implicit stepper for IMPLICIT_DTS against the explicit solution on the
+    same grid, and the observed orders in dt."""
+    case = IMPLICIT_CASE
+    problem = case.build()
+    grid = case.grid(problem, case.cells[0])
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=case.beta)
+    rho0 = problem.initial_cell_averages(grid.edges)
+    reference = list(solve(op, rho0, [case.t_end], case.xi))[-1].rho
+    errors = [float(np.abs(list(solve(op, rho0, [case.t_end], case.xi, stepper="implicit", dt=dt))[-1].rho
+                            - reference).sum() * grid.cell_volume) for dt in IMPLICIT_DTS]
+    return errors, [float(np.log2(a / b)) for a, b in zip(errors[:-1], errors[1:])]
+
+
+def gibbs_preservation() -> dict[str, float]:
+    """Largest relative change of the discrete Gibbs state Z⁻¹e^{−βV} (2-D OU, frozen) after t = 1."""
+    case = Case("gibbs", OrnsteinUhlenbeck, (1.0, 0.5), (0.0, 0.0), (48,), beta=10.0, reach=2.0)
+    problem = case.build()
+    grid = case.grid(problem, 48)
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=case.beta)
+    gibbs = op.gibbs(problem.initial_cell_averages(grid.edges))
+    return {stepper: float(np.abs(list(solve(op, gibbs, [1.0], case.xi, stepper=stepper, dt=0.1))[-1].rho
+                                  - gibbs).max() / gibbs.max()) for stepper in ("explicit", "implicit")}
+
+
 def passes(levels: list[Level]) -> bool:
     """Order of the finest pair ≥ MIN_ORDER, mass to round-off, ρ ≥ 0, risk never increasing."""
     return (levels[-1].order >= MIN_ORDER and all(lv.mass_drift <= MASS_TOL for lv in levels)
@@ -99,14 +149,24 @@ def passes(levels: list[Level]) -> bool:
 
 
 def format_report(results: dict[str, list[Level]]) -> str:
-    """One block of rows per case, and a verdict line each."""
-    head = f"{'case':<14}{'cells':>8}{'L1 error':>12}{'order':>8}{'mass drift':>12}{'min rho':>11}{'max dR':>11}{'s':>7}"
+    """One block of rows per case, and a verdict line each (max dR: risk at β = ∞, free energy else)."""
+    head = f"{'case':<20}{'cells':>8}{'L1 error':>12}{'order':>8}{'mass drift':>12}{'min rho':>11}{'max dR':>11}{'s':>7}"
     lines = [head]
     for name, levels in results.items():
         for lv in levels:
             order = "" if np.isnan(lv.order) else f"{lv.order:.2f}"
-            lines.append(f"{name:<14}{lv.cells:>8}{lv.l1_error:>12.3e}{order:>8}{lv.mass_drift:>12.1e}"
+            lines.append(f"{name:<20}{lv.cells:>8}{lv.l1_error:>12.3e}{order:>8}{lv.mass_drift:>12.1e}"
                          f"{lv.min_density:>11.1e}{lv.max_risk_increase:>11.1e}{lv.seconds:>7.2f}")
         verdict = "ok" if passes(levels) else "FAIL"
-        lines.append(f"{name:<14}{verdict}: order {levels[-1].order:.2f} (bar {MIN_ORDER}), mass, positivity, monotone risk")
+        lines.append(f"{name:<20}{verdict}: order {levels[-1].order:.2f} (bar {MIN_ORDER}), mass, positivity, monotone R or F")
     return "\n".join(lines)
+
+
+def format_extra_checks(errors: list[float], orders: list[float], gibbs: dict[str, float]) -> str:
+    """The implicit stepper's order in dt and the Gibbs-state preservation, with verdicts."""
+    rows = [f"implicit stepper, dt = {', '.join(f'{dt:g}' for dt in IMPLICIT_DTS)}: L1 errors "
+            + ", ".join(f"{e:.2e}" for e in errors) + "; orders " + ", ".join(f"{o:.2f}" for o in orders)
+            + f"  {'ok' if min(orders) >= MIN_TIME_ORDER else 'FAIL'} (first order: ≥ {MIN_TIME_ORDER})"]
+    rows += [f"Gibbs state of a frozen potential, {name} stepper, t = 1: max relative change {change:.1e}  "
+             f"{'ok' if change <= GIBBS_TOL else 'FAIL'} (≤ {GIBBS_TOL:g})" for name, change in gibbs.items()]
+    return "\n".join(rows)

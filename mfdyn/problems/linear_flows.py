@@ -7,8 +7,13 @@ the drift is linear, so every particle moves along an exact affine characteristi
 keeps its shape, with a closed-form centre and scale on each axis:
 
 - ornstein_uhlenbeck: no interaction. θ' = −2ξ(K + λ)θ: mean and spread both decay as e^{−2ξ(K_k+λ)t}.
+  K = 0 is allowed: with noise that is the heat equation.
 - quadratic_interaction: U(θ, θ') = ½|θ − θ'|², so ∇Ψ = Kθ + θ − μ (unit mass). The mean decays as
   e^{−2ξ(K_k+λ)t}, and with K = 0 it is conserved. The spread about it decays as e^{−2ξ(K_k+λ+1)t}.
+
+With noise (β < ∞, Gaussian profile) the law stays Gaussian (MATH §6): the mean as above, and per axis
+the variance solves v' = −4ξ c v + 4ξ/β, with c = K + λ (OU) or K + λ + 1 (about the mean), so
+v(t) = v∞ + (v0 − v∞) e^{−4ξct}, v∞ = 1/(βc); and v(t) = v0 + 4ξt/β when c = 0 (heat).
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ def _stiffness_rule(minimum: float, words: str):
 class OUParams:
     """[problem] keys of ornstein_uhlenbeck."""
 
-    stiffness: tuple[float, ...] = _stiffness_rule(1e-300, "> 0")
+    stiffness: tuple[float, ...] = _stiffness_rule(0.0, "≥ 0")
     profile: str = rule("gaussian", "str", *PROFILES, "shape of ρ_0 on each axis")
 
 
@@ -109,14 +114,26 @@ class _GaussianFlow(Problem):
         reach = (_BUMP_HALF_WIDTH + 0.2 if self.params.profile == "bump" else 6.0) * self.kappa
         return tuple((min(m, 0.0) - reach, max(m, 0.0) + reach) for m in self.mean0)
 
-    def affine_law(self, t: float, xi: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
-        """Centre and scale per axis of the exact ρ_t (β = ∞); the profile's shape does not change."""
+    def affine_law(self, t: float, xi: float, lam: float, beta: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and scale per axis of the exact ρ_t; the profile's shape does not change.
+        With noise (β < ∞, Gaussian profile only) the scale is the standard deviation (module docstring)."""
         rate = 2.0 * xi * (self.stiffness + lam)
-        return self.mean0 * np.exp(-rate * t), self.kappa * np.exp(-(rate + 2.0 * xi * self.spread_rate) * t)
+        centre = self.mean0 * np.exp(-rate * t)
+        c = self.stiffness + lam + self.spread_rate
+        if np.isinf(beta):
+            return centre, self.kappa * np.exp(-2.0 * xi * c * t)
+        if self.params.profile != "gaussian":
+            raise ValueError("with noise only the Gaussian profile keeps its shape; set problem.profile = 'gaussian'")
+        v0 = self.kappa**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v_inf = 1.0 / (beta * c)
+            v = np.where(c > 0, v_inf + (v0 - v_inf) * np.exp(-4.0 * xi * c * t), v0 + 4.0 * xi * t / beta)
+        return centre, np.sqrt(v)
 
-    def exact_cell_averages(self, edges: list[np.ndarray], t: float, xi: float, lam: float) -> np.ndarray:
+    def exact_cell_averages(self, edges: list[np.ndarray], t: float, xi: float, lam: float,
+                            beta: float = np.inf) -> np.ndarray:
         """Exact cell averages of ρ_t: a product over axes of profile-CDF differences over widths."""
-        centre, scale = self.affine_law(t, xi, lam)
+        centre, scale = self.affine_law(t, xi, lam, beta)
         out = np.ones(())
         for e, m, s in zip(edges, centre, scale):
             out = np.multiply.outer(out, np.diff(profile_cdf(self.params.profile, (e - m) / s)) / np.diff(e))

@@ -1,0 +1,108 @@
+"""β < ∞: Scharfetter–Gummel fluxes, both steppers, free energy, Gibbs states (MATH §2, §5, §6)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mfdyn.config import InitConfig
+from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
+from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
+from pde import Grid, PotentialOperator, solve
+from pde.steppers import LinearlyImplicit, SSPRK3
+from validation import verify
+
+BY_NAME = {c.name: c for c in verify.CASES}
+
+
+@pytest.mark.parametrize("name", ["heat_1d", "heat_2d", "ou_noisy_1d", "ou_noisy_2d", "quadratic_noisy_2d"])
+def test_noisy_cases_are_second_order_in_space(name):
+    levels = verify.run_case(BY_NAME[name])
+    assert verify.passes(levels), [(lv.order, lv.max_risk_increase) for lv in levels]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["heat_3d", "ou_noisy_3d"])
+def test_noisy_3d_cases_are_second_order(name):
+    assert verify.passes(verify.run_case(BY_NAME[name]))
+
+
+def test_implicit_stepper_is_first_order_in_time():
+    errors, orders = verify.implicit_time_orders()
+    assert min(orders) >= verify.MIN_TIME_ORDER and max(orders) < 1.3, orders
+
+
+def test_gibbs_state_of_a_frozen_potential_is_preserved_to_round_off():
+    changes = verify.gibbs_preservation()
+    assert max(changes.values()) <= verify.GIBBS_TOL, changes
+
+
+def _free_energy_every_step(op, rho, advance, t_end):
+    values, t = [op.free_energy(rho)], 0.0
+    while t < t_end:
+        rho, dt = advance.step(rho, t_end - t)
+        t += dt
+        values.append(op.free_energy(rho))
+        assert rho.min() >= 0.0
+    return np.array(values), rho
+
+
+def _rhs_sg(op, xi):
+    from pde.fluxes import sg_divergence
+
+    out = np.empty(op.grid.shape)
+
+    def rhs(rho):
+        rates = sg_divergence(rho, op.psi_noisy(rho), op.grid.widths, out, op.beta, 2 * xi / op.beta)
+        return out.copy(), 1.0 / rates.sum()
+    return rhs
+
+
+@pytest.mark.parametrize("which", ["quadratic_2d", "mmn_isotropic_reduced"])
+@pytest.mark.parametrize("stepper", ["explicit", "implicit"])
+def test_free_energy_decreases_at_every_step(which, stepper):
+    """With interaction, and in reduced coordinates with the volume factor J = r^{d−1}."""
+    xi, beta = 1.0, 5.0
+    if which == "quadratic_2d":
+        problem = QuadraticInteraction(QuadraticInteraction.Params(stiffness=(0.5, 0.0)), InitConfig(mean=(0.4, -0.3)))
+        grid = Grid(((-2.5, 3.0), (-3.0, 2.5)), (40, 40), problem.coords)
+        t_end = 1.0
+    else:
+        problem = MMNIsotropic(MMNIsotropicParams(delta=0.5), InitConfig())
+        grid = Grid(((0.0, 4.0),), (200,), ("r",))
+        beta, t_end = 20.0, 2.0
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, lam=0.1, beta=beta)
+    rho0 = problem.initial_cell_averages(grid.edges)
+    advance = (SSPRK3(_rhs_sg(op, xi), 0.8) if stepper == "explicit"
+               else LinearlyImplicit(op.psi_noisy, grid.widths, beta, 2 * xi / beta, 0.05))
+    values, rho = _free_energy_every_step(op, rho0, advance, t_end)
+    assert len(values) > 10
+    assert np.all(np.diff(values) <= 1e-13 * np.abs(values).max()), np.diff(values).max()
+    assert abs(grid.integrate(rho) - grid.integrate(rho0)) <= 1e-12 * grid.integrate(rho0)
+
+
+def test_implicit_step_is_positive_and_conservative_for_huge_dt():
+    problem = OrnsteinUhlenbeck(OrnsteinUhlenbeck.Params(stiffness=(3.0, 1.0)), InitConfig(mean=(1.0, -1.0)))
+    grid = Grid(((-3.0, 3.0), (-3.0, 3.0)), (50, 50), problem.coords)
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=4.0)
+    rho0 = problem.initial_cell_averages(grid.edges)
+    state = list(solve(op, rho0, [100.0], 1.0, stepper="implicit", dt=50.0))[-1]
+    assert state.steps == 2 and state.rho.min() >= 0.0
+    assert abs(grid.integrate(state.rho) - grid.integrate(rho0)) <= 1e-12
+    # each step divides the slowest mode (rate 2ξ min K = 2) by 1 + 2·50: after two, ≈ 1e−4 of it is left
+    start = np.abs(rho0 - op.gibbs(rho0)).sum() * grid.cell_volume
+    left = np.abs(state.rho - op.gibbs(rho0)).sum() * grid.cell_volume
+    assert left < 3 * start / 101**2
+
+
+def test_error_control_meets_its_tolerance():
+    """With rtol the explicit stepper's local errors stay below it, and a looser rtol takes fewer steps."""
+    case = BY_NAME["ou_noisy_1d"]
+    problem = case.build()
+    grid = case.grid(problem, 160)
+    op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=case.beta)
+    rho0 = problem.initial_cell_averages(grid.edges)
+    exact = problem.exact_cell_averages(grid.edges, 0.5, 0.5, 0.0, case.beta)
+    runs = {rtol: list(solve(op, rho0, [0.5], 0.5, rtol=rtol))[-1] for rtol in (1e-9, 1e-7)}
+    assert runs[1e-7].steps < runs[1e-9].steps
+    for state in runs.values():
+        assert np.abs(state.rho - exact).sum() * grid.cell_volume < 1e-3
