@@ -149,6 +149,10 @@ class PdeConfig:
     rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off)",
                        "explicit stepper: local L1 error per step relative to the mass")
     dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step")
+    gibbs_tol: float = rule(1e-11, "float", lambda v: 0 < v < 1, "in (0, 1)",
+                            "mfdyn gibbs: stop when ‖T(ρ) − ρ‖₁ / mass is below this")
+    gibbs_damping: float = rule(0.5, "float", lambda v: 0 < v <= 1, "in (0, 1]", "mfdyn gibbs: initial damping a")
+    gibbs_max_iter: int = rule(20000, "int", lambda v: v >= 1, "≥ 1", "mfdyn gibbs: iteration limit")
 
 
 @dataclass(frozen=True)

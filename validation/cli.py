@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
     cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")
     cmp_.add_argument("--plot", type=Path, metavar="FIG.png", help="write the comparison figure here")
+    gib = sub.add_parser("gibbs", help="the self-consistent Gibbs state ρ* ∝ J e^{−βΨ_λ(ρ*)} on the grid")
+    gib.add_argument("config", type=Path, help="TOML config with a finite dynamics.beta")
+    gib.add_argument("--out", type=Path, help="output file (default: runs/<config name>-gibbs.h5)")
+    gib.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    gib.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (MATH §6)")
     ver.add_argument("--case", action="append", default=None, metavar="NAME",
                      help="run only these cases (repeatable); default: all")
@@ -56,24 +61,45 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_FAILED
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from mfdyn.config import load_config
+def _output_path(args: argparse.Namespace, suffix: str = "") -> Path:
+    """--out if given (refusing to replace a file without --overwrite), else the next free runs/<name>.h5."""
     from mfdyn.io import free_path
 
-    config = load_config(args.config, args.overrides)   # validated before any file is touched
     if args.out is None:
-        out = free_path(Path("runs") / f"{args.config.stem}.h5")
-    else:
-        out = args.out
-        if out.exists() and not args.overwrite:
-            raise UsageError(f"--out {out}: file exists; pass --overwrite to replace it or choose another path")
-        if out.is_dir():
-            raise UsageError(f"--out {out}: is a directory; give a file path such as {out / 'run.h5'}")
+        return free_path(Path("runs") / f"{args.config.stem}{suffix}.h5")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a directory; give a file path such as {args.out / 'run.h5'}")
+    if args.out.exists() and not args.overwrite:
+        raise UsageError(f"--out {args.out}: file exists; pass --overwrite to replace it or choose another path")
+    return args.out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mfdyn.config import load_config
+
+    config = load_config(args.config, args.overrides)   # validated before any file is touched
+    out = _output_path(args)
     from validation.run import execute
 
     execute(config, out, args.engine)
     print(f"wrote {out}")
     return 0
+
+
+def _cmd_gibbs(args: argparse.Namespace) -> int:
+    import math
+
+    from mfdyn.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    if math.isinf(config.dynamics.beta):
+        raise UsageError("dynamics.beta: the Gibbs state needs a finite β (β = inf has no entropy term)")
+    out = _output_path(args, "-gibbs")
+    from validation.run import execute_gibbs
+
+    out, converged = execute_gibbs(config, out)
+    print(f"wrote {out}" + ("" if converged else " (not converged: see /gibbs/residual)"))
+    return 0 if converged else EXIT_FAILED
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -98,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
-        handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify}[args.command]
+        handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs}[args.command]
         return handler(args)
     except (UsageError, ConfigError, FileNotFoundError, ValueError) as exc:
         kind = "invalid config: " if isinstance(exc, ConfigError) else ""

@@ -12,6 +12,7 @@ from mfdyn.io import RunWriter
 from mfdyn.problems import Problem, make_problem
 from particles import run_sgd
 from pde import Grid, PotentialOperator, solve
+from pde.gibbs import gibbs_fixed_point
 from pde.potential import check_memory
 from validation.compare import comparison_table, write_comparison
 
@@ -65,10 +66,8 @@ def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) 
     return float(rho[layer].sum() * grid.cell_volume)
 
 
-def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> None:
-    """Solve on the grid; write density, risk, free energy, mass and the finite-N term at each save."""
-    op = PotentialOperator(problem.grid_model(grid.centres), grid, config.dynamics.lam, config.dynamics.beta)
-    rho0 = problem.initial_cell_averages(grid.edges)
+def _pde_layout(writer: RunWriter, grid: Grid) -> None:
+    """/pde: time and coordinate scales, density and the per-save scalars (DESIGN.md)."""
     writer.scale("pde", "time", units="t (SGD clock t = kε)")
     for name, centres in zip(grid.names, grid.centres):
         writer.scale("pde", name, centres, long_name=f"cell centres of {name}")
@@ -78,6 +77,22 @@ def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> 
     for name, desc in (("risk", "R(ρ), MATH §1"), ("free_energy", "F = ½R_λ + β⁻¹∫ρ log ρ, MATH §2"),
                        ("mass", "∫ρ"), ("finite_n_term", "∫U(θ,θ)dρ − ∬U dρdρ: E R_N = R + this/N")):
         writer.series("pde", name, (), ("time",), long_name=desc)
+
+
+def _pde_row(op: PotentialOperator, t: float, rho: np.ndarray) -> dict:
+    return {"time": t, "density": rho, "risk": op.risk(rho), "free_energy": op.free_energy(rho),
+            "mass": op.grid.integrate(rho), "finite_n_term": op.finite_n_term(rho)}
+
+
+def _operator(problem: Problem, config: Config, grid: Grid) -> PotentialOperator:
+    return PotentialOperator(problem.grid_model(grid.centres), grid, config.dynamics.lam, config.dynamics.beta)
+
+
+def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> None:
+    """Solve on the grid; write density, risk, free energy, mass and the finite-N term at each save."""
+    op = _operator(problem, config, grid)
+    rho0 = problem.initial_cell_averages(grid.edges)
+    _pde_layout(writer, grid)
     group = writer.group("pde")
     group.attrs["kernel_features"] = op.phi.shape[0]
     group.attrs["kernel_features_built"] = op.features_built
@@ -89,9 +104,7 @@ def run_pde(problem: Problem, config: Config, grid: Grid, writer: RunWriter) -> 
     for state in solve(op, rho0, config.save_times(), config.dynamics.xi, pde.cfl, pde.stepper,
                        pde.rtol or None, pde.dt):
         rho = state.rho
-        writer.append("pde", {"time": state.t, "density": rho, "risk": op.risk(rho),
-                              "free_energy": op.free_energy(rho), "mass": grid.integrate(rho),
-                              "finite_n_term": op.finite_n_term(rho)})
+        writer.append("pde", _pde_row(op, state.t, rho))
         edge = boundary_mass(rho, grid, problem.natural_lower)
         if edge > BOUNDARY_MASS_TOL and not group.attrs["mass_reached_boundary"]:
             group.attrs["mass_reached_boundary"] = True
@@ -139,3 +152,29 @@ def execute(config: Config, out: Path, engine: str = "both") -> Path:
             write_comparison(writer.file, comparison_table(writer.file))
         writer.mark_completed()
     return out
+
+
+def execute_gibbs(config: Config, out: Path) -> tuple[Path, bool]:
+    """The self-consistent Gibbs state of a config's problem on its grid, into the new file `out`:
+    /pde as for a run, with one row at time = inf, and /gibbs/residual per iteration. Returns
+    (path, converged); a run that does not converge keeps its last iterate, status "failed: …"."""
+    problem = make_problem(config)
+    grid = build_grid(problem, config)
+    check_memory(problem.feature_count(grid.centres), int(np.prod(grid.shape)), config.pde.memory_gb)
+    with RunWriter(out, config.to_toml(), config.particles.seed, config.overrides) as writer:
+        writer.file.attrs["engine"] = "gibbs"
+        op = _operator(problem, config, grid)
+        result = gibbs_fixed_point(op, problem.initial_cell_averages(grid.edges), config.pde.gibbs_damping,
+                                   config.pde.gibbs_tol, config.pde.gibbs_max_iter)
+        _pde_layout(writer, grid)
+        writer.append("pde", _pde_row(op, float("inf"), result.rho))
+        g = writer.group("gibbs")
+        g.create_dataset("residual", data=np.array(result.residuals))
+        g.attrs.update({"converged": result.converged, "iterations": len(result.residuals),
+                        "final_damping": result.damping, "tolerance": config.pde.gibbs_tol})
+        if result.converged:
+            writer.mark_completed()
+        else:
+            writer.file.attrs["status"] = (f"failed: not converged, residual {result.residuals[-1]:.2e} after "
+                                           f"{len(result.residuals)} iterations")
+    return out, result.converged
