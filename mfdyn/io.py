@@ -11,7 +11,7 @@ import datetime as _dt
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -43,15 +43,23 @@ def provenance() -> dict[str, Any]:
 
 
 class RunWriter:
-    """Writes one run. Use as a context manager; mark_completed() before leaving on success.
+    """Writes one run file in three phases.
 
-    Leaving the block with an exception records status "failed: <reason>" and re-raises.
+    1. layout: create groups, datasets and attributes (scale, series, group, attrs);
+    2. start(): enter HDF5 SWMR mode, after which only append() is allowed. A process killed at any
+       moment then leaves a file that opens (open_run) with every completed snapshot. Each
+       append writes the row of `time` last, so len(time) counts the complete snapshots;
+    3. finish(status): leave SWMR, apply the attributes set meanwhile (set_attrs) and any final
+       writes, and record the status. Leaving the `with` block by an exception finishes with
+       "failed: <reason>"; a killed run keeps "running".
     """
 
     def __init__(self, path: str | Path, config_toml: str, seed: int, overrides: tuple[str, ...] = ()):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.path, "w")
+        self.file = h5py.File(self.path, "w", libver="latest")
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.finished = False
         attrs = self.file.attrs
         attrs["schema_version"] = SCHEMA_VERSION
         attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -61,24 +69,35 @@ class RunWriter:
         for key, value in provenance().items():
             attrs[key] = value
         attrs["status"] = "running"
-        self.file.flush()
 
     def __enter__(self) -> "RunWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None and self.file.id.valid:
-            reason = str(exc).splitlines()[0] if str(exc) else exc_type.__name__
-            self.file.attrs["status"] = f"failed: {reason}"
-        self.close()
+        if not self.finished:
+            reason = (str(exc).splitlines()[0] if str(exc) else exc_type.__name__) if exc is not None else "incomplete"
+            self.finish(f"failed: {reason}")
 
-    def close(self) -> None:
+    def start(self) -> None:
+        """Enter SWMR mode: from here on only appends."""
+        self.file.flush()
+        self.file.swmr_mode = True
+
+    def set_attrs(self, group: str, **attrs: Any) -> None:
+        """Attributes for group ('/' for the root), written at finish()."""
+        self.pending.setdefault(group, {}).update(attrs)
+
+    def finish(self, status: str, final: Callable[[h5py.File], None] | None = None) -> None:
+        """Close the SWMR file, reopen it, write pending attributes, final(file), and the status."""
+        self.finished = True
         if self.file.id.valid:
             self.file.close()
-
-    def mark_completed(self) -> None:
-        self.file.attrs["status"] = "completed"
-        self.file.flush()
+        with h5py.File(self.path, "r+") as f:
+            for group, attrs in self.pending.items():
+                f.require_group(group).attrs.update(attrs)
+            if final is not None and not status.startswith("failed"):
+                final(f)
+            f.attrs["status"] = status
 
     # ----------------------------------------------------------------- layout helpers
     def group(self, name: str) -> h5py.Group:
@@ -110,29 +129,39 @@ class RunWriter:
         return ds
 
     def append(self, group: str, row: dict[str, Any]) -> None:
-        """Append one snapshot: one row to each named dataset of group, then flush."""
+        """Append one snapshot: one row to each named dataset of group, `time` last, then flush."""
         g = self.file[group]
-        for name, value in row.items():
+        for name in sorted(row, key=lambda k: k == "time"):
             ds = g[name]
             n = ds.shape[0]
             ds.resize(n + 1, axis=0)
-            ds[n] = value
+            ds[n] = row[name]
         self.file.flush()
 
 
 def open_run(path: str | Path) -> h5py.File:
-    """Open a run file read-only, with a clear error if it is not one."""
+    """Open a run file read-only (also one whose run was killed), with a clear error if it is not one.
+
+    Snapshots are complete up to len(<group>/time): use completed() to slice the other datasets."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
     try:
         f = h5py.File(p, "r")
     except OSError as exc:
-        raise ValueError(f"{p}: not an HDF5 file ({exc})") from None
+        try:            # a run killed in SWMR mode leaves the 'open for write' flag: read it as SWMR
+            f = h5py.File(p, "r", swmr=True)
+        except OSError:
+            raise ValueError(f"{p}: not an HDF5 file ({exc})") from None
     if "schema_version" not in f.attrs:
         f.close()
         raise ValueError(f"{p}: not an mfdyn run file (no schema_version attribute)")
     return f
+
+
+def completed(f: h5py.File, group: str) -> int:
+    """The number of complete snapshots of a group (rows of its `time`, written last)."""
+    return f[group]["time"].shape[0] if group in f else 0
 
 
 def free_path(path: Path) -> Path:

@@ -6,6 +6,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from mfdyn.errors import BlowUp
 from mfdyn.problems import Problem
 from particles.sgd import sgd_steps_neuron, sgd_steps_ramp
 
@@ -59,18 +60,21 @@ def _stepper(problem: Problem, theta: np.ndarray, batch: int, step: float,
 
 
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
-            save_times: list[float], beta: float = np.inf) -> Iterator[ParticleState]:
+            save_times: list[float], beta: float = np.inf,
+            start: ParticleState | None = None) -> Iterator[ParticleState]:
     """Yield the particles at each save time (each a whole number of steps ε; constant ξ).
 
     Problems with data run SGD (MATH §2); problems without (network "potential") run the same
     step with the exact gradient, θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]. Both add sqrt(4εξ/β) g_i.
+    From a saved `start` state the run continues exactly as if it had not stopped (the data and noise
+    streams are functions of the seed and the step). Raises BlowUp on non-finite particles.
     """
     step = 2.0 * eps * xi
     noise_std = float(np.sqrt(2.0 * step / beta))       # sqrt(4 s / β) with s = εξ
-    theta = initial_particles(problem, n, seed)
+    theta = initial_particles(problem, n, seed) if start is None else np.array(start.theta, dtype=float)
     kernel = _stepper(problem, theta, batch, step, lam)
     has_data = problem.network != "potential"
-    k, block, data, noise_rng = 0, -1, None, None
+    k, block, data, noise_rng = (0 if start is None else start.steps), -1, None, None
     for t_save in save_times:
         target = int(round(t_save / eps))
         while k < target:
@@ -78,10 +82,16 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
                 block = k // BLOCK_STEPS
                 data = _data_block(problem, seed, block, batch) if has_data else None
                 noise_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_NOISE, block)))
+                if noise_std > 0 and k % BLOCK_STEPS:      # resuming inside a block: skip its used noise
+                    for _ in range(k % BLOCK_STEPS):
+                        noise_rng.standard_normal(theta.shape)
             lo = k - block * BLOCK_STEPS
             hi = min(BLOCK_STEPS, lo + target - k, lo + NOISE_CHUNK if noise_std > 0 else BLOCK_STEPS)
             noise = noise_std * noise_rng.standard_normal((hi - lo, *theta.shape)) if noise_std > 0 else _NO_NOISE
             x, y = (data[0][lo * batch:hi * batch], data[1][lo * batch:hi * batch]) if has_data else (None, None)
             kernel(x, y, hi - lo, noise)
             k += hi - lo
+        if not np.all(np.isfinite(theta)):
+            raise BlowUp(f"particles became non-finite before t = {t_save:.6g}; likely fix: a smaller "
+                         f"particles.eps (now {eps:g}; with weight decay 2εξλ must stay below 2)")
         yield ParticleState(t_save, theta.copy(), k)

@@ -7,6 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
+from mfdyn.errors import BlowUp
 from pde.fluxes import flux_divergence, sg_divergence
 from pde.grid import Grid
 from pde.potential import PotentialOperator
@@ -23,11 +24,16 @@ class PDEState:
     rho: np.ndarray
     steps: int
     rejected: int
+    dt_next: float = np.inf      # the explicit stepper's error-controlled proposal (for exact resumes)
 
 
 def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: float, cfl: float = 0.8,
-          stepper: str = "explicit", rtol: float | None = None, dt: float | None = None) -> Iterator[PDEState]:
-    """Yield the state at each of save_times (ascending, the first may be 0), landing on them exactly.
+          stepper: str = "explicit", rtol: float | None = None, dt: float | None = None, t0: float = 0.0,
+          dt_next: float = np.inf, steps0: int = 0) -> Iterator[PDEState]:
+    """Yield the state at each of save_times (ascending, ≥ t0), landing on them exactly.
+
+    Starting from (t0, rho0, dt_next, steps0) of a saved state continues a run exactly. Raises BlowUp
+    if the density stops being finite and non-negative or the time step collapses.
 
     β = op.beta. Noiseless: upwind fluxes of ζ = 2ξΨ_λ. Noisy: Scharfetter–Gummel fluxes with
     ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (MATH §5). stepper "explicit" is SSP-RK3 (rtol: local error
@@ -53,12 +59,19 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
         advance = LinearlyImplicit(op.psi_noisy, grid.widths, beta, 2.0 * xi / beta, dt)
     else:
         advance = SSPRK3(rhs, cfl, rtol)
+        advance.dt_error = dt_next
     rho = np.array(rho0, dtype=float, copy=True)
-    t, steps = 0.0, 0
+    t, steps = t0, steps0
     for t_save in save_times:
         while t < t_save:
             remaining = t_save - t
             rho, taken = advance.step(rho, remaining)
+            if not (np.all(np.isfinite(rho)) and rho.min() >= -1e-12 * max(float(np.abs(rho).max()), 1e-300)):
+                raise BlowUp(f"PDE density became non-finite or negative near t = {t:.6g}; likely fix: "
+                             "a smaller pde.cfl, a finer grid, or pde.stepper = 'implicit' (β < ∞)")
+            if taken < 1e-12 * max(1.0, t_save) and taken < remaining:
+                raise BlowUp(f"PDE time step collapsed to {taken:.2e} near t = {t:.6g}; likely fix: a finer grid "
+                             "or larger pde.bounds (steep potentials at the edge), or a larger pde.rtol")
             t = t_save if taken >= remaining else t + taken
             steps += 1
-        yield PDEState(t, rho.copy(), steps, advance.rejected)
+        yield PDEState(t, rho.copy(), steps, advance.rejected, getattr(advance, "dt_error", np.inf))

@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mfdyn", description="Mean-field dynamics of two-layer networks: PDE and SGD side by side.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a config: PDE and/or SGD into one HDF5 file")
-    run.add_argument("config", type=Path, help="TOML config (see configs/)")
+    run.add_argument("config", type=Path, nargs="?", help="TOML config (see configs/)")
+    run.add_argument("--resume", type=Path, metavar="RUN.h5",
+                     help="continue a stopped run from its last snapshots (instead of CONFIG)")
     run.add_argument("--out", type=Path, help="output file (default: runs/<config name>.h5, never overwritten)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (value read as TOML); repeatable")
@@ -36,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     gib.add_argument("--out", type=Path, help="output file (default: runs/<config name>-gibbs.h5)")
     gib.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     gib.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    info = sub.add_parser("info", help="what is in a run file: status, provenance, config, datasets")
+    info.add_argument("run", type=Path)
     ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (MATH §6)")
     ver.add_argument("--case", action="append", default=None, metavar="NAME",
                      help="run only these cases (repeatable); default: all")
@@ -77,6 +81,15 @@ def _output_path(args: argparse.Namespace, suffix: str = "") -> Path:
 def _cmd_run(args: argparse.Namespace) -> int:
     from mfdyn.config import load_config
 
+    if args.resume is not None:
+        if args.config is not None or args.overrides or args.out is not None:
+            raise UsageError("--resume RUN.h5 continues that file with its own config; give no CONFIG, --set or --out")
+        from validation.run import resume
+
+        print(f"wrote {resume(args.resume)}")
+        return 0
+    if args.config is None:
+        raise UsageError("run needs a CONFIG (or --resume RUN.h5)")
     config = load_config(args.config, args.overrides)   # validated before any file is touched
     out = _output_path(args)
     from validation.run import execute
@@ -118,14 +131,45 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from mfdyn.io import completed, open_run
+
+    with open_run(args.run) as f:
+        attrs = dict(f.attrs)
+        print(f"{args.run}: status {attrs.get('status')}, engine {attrs.get('engine', '?')}, "
+              f"schema {attrs.get('schema_version')}")
+        for key in ("created_utc", "wall_seconds", "compile_seconds", "seed", "seed_entropy", "threads", "host",
+                    "git_commit", "mfdyn_version", "python_version", "numpy_version", "scipy_version",
+                    "numba_version", "h5py_version", "overrides", "resumed_from_status"):
+            if key in attrs and str(attrs[key]) != "":
+                print(f"  {key}: {attrs[key]}")
+        for group in ("pde", "particles", "comparison", "gibbs"):
+            if group not in f:
+                continue
+            count = completed(f, group) if "time" in f[group] else None
+            print(f"/{group}" + (f"  ({count} complete snapshots)" if count is not None else ""))
+            for name, ds in f[group].items():
+                print(f"  {name:<16} {str(ds.shape):<18} {ds.attrs.get('long_name', '')}")
+            for key, value in f[group].attrs.items():
+                print(f"  @{key} = {value}")
+        print("config (as run):")
+        print("  " + str(attrs.get("config_toml", "")).strip().replace("\n", "\n  "))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from mfdyn.config import ConfigError
+    from mfdyn.errors import BlowUp
 
     try:
         args = _parser().parse_args(argv)
-        handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs}[args.command]
+        handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs,
+                   "info": _cmd_info}[args.command]
         return handler(args)
+    except BlowUp as exc:
+        print(f"mfdyn: run stopped: {exc} (the file keeps every snapshot before it)", file=sys.stderr)
+        return EXIT_FAILED
     except (UsageError, ConfigError, FileNotFoundError, ValueError) as exc:
         kind = "invalid config: " if isinstance(exc, ConfigError) else ""
         print(f"mfdyn: error: {kind}{exc}", file=sys.stderr)

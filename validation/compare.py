@@ -50,9 +50,13 @@ def write_comparison(f: h5py.File, table: dict[str, np.ndarray]) -> None:
             del g[name]
         g.create_dataset(name, data=values)
     g["time"].make_scale("time")
-    for name in table:
+    if "quantile" not in g:
+        g.create_dataset("quantile", data=np.array(QUANTILES)).make_scale("quantile")
+    for name, values in table.items():
         if name != "time":
             g[name].dims[0].attach_scale(g["time"])
+            if np.ndim(values) == 2:
+                g[name].dims[1].attach_scale(g["quantile"])
     g.attrs["quantile_levels"] = np.array(QUANTILES)
     f.flush()
 

@@ -1,0 +1,187 @@
+"""Runs that survive (issue 6): SIGKILL at random moments, resume = uninterrupted, blow-ups, info, xarray."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mfdyn.io import completed, open_run
+from validation.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = """
+[problem]
+name = "mmn_isotropic"
+d = 10
+[dynamics]
+t_end = 3.0
+{extra_dynamics}
+[pde]
+cells = 300
+bounds = [[0.0, 5.0]]
+{extra_pde}
+[particles]
+n = 200
+eps = 1e-4
+[output]
+every = 0.05
+"""
+
+
+def write_config(tmp_path: Path, name: str = "long.toml", extra_dynamics: str = "", extra_pde: str = "") -> Path:
+    path = tmp_path / name
+    path.write_text(LONG.format(extra_dynamics=extra_dynamics, extra_pde=extra_pde))
+    return path
+
+
+def start_run(config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "validation.cli", "run", str(config), "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rows(out: Path, group: str) -> int:
+    try:
+        with open_run(out) as f:
+            return completed(f, group)
+    except (ValueError, OSError, KeyError, FileNotFoundError):
+        return 0
+
+
+def kill_when(proc: subprocess.Popen, out: Path, group: str, at_least: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while rows(out, group) < at_least:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def check_valid(out: Path) -> tuple[int, int]:
+    with open_run(out) as f:
+        assert f.attrs["status"] in ("running", "completed")
+        counts = []
+        for group in ("pde", "particles"):
+            n = completed(f, group)
+            counts.append(n)
+            for name, ds in f[group].items():
+                if ds.maxshape[0] is None:          # every series holds every complete snapshot
+                    assert ds.shape[0] >= n, (group, name)
+            if n:
+                t = f[group]["time"][:n]
+                assert np.all(np.diff(t) > 0)
+        n = counts[0]
+        if n:
+            density = f["pde/density"][:n]
+            assert np.all(np.isfinite(density)) and density.min() >= 0
+            np.testing.assert_allclose(f["pde/mass"][:n], f["pde/mass"][0], rtol=1e-12)
+        return counts[0], counts[1]
+
+
+def test_sigkill_at_random_moments_leaves_valid_files(tmp_path):
+    config = write_config(tmp_path)
+    rng = random.Random(2026)
+    for trial in range(4):
+        out = tmp_path / f"killed{trial}.h5"
+        proc = start_run(config, out)
+        time.sleep(rng.uniform(1.0, 5.0))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if out.exists():
+            check_valid(out)
+
+
+@pytest.mark.parametrize("group,at_least,extra_dynamics,extra_pde", [
+    ("pde", 5, "", ""),                                                     # killed while solving the PDE
+    ("particles", 3, "beta = 50.0\nlambda = 0.1", "rtol = 1e-6"),           # killed in SGD; noise, error control
+])
+def test_resume_ends_with_the_numbers_of_an_uninterrupted_run(tmp_path, group, at_least, extra_dynamics, extra_pde):
+    config = write_config(tmp_path, extra_dynamics=extra_dynamics, extra_pde=extra_pde)
+    whole = tmp_path / "whole.h5"
+    assert main(["run", str(config), "--out", str(whole)]) == 0
+    cut = tmp_path / "cut.h5"
+    proc = start_run(config, cut)
+    kill_when(proc, cut, group, at_least)
+    n_pde, n_particles = check_valid(cut)
+    assert n_pde < 61 or n_particles < 61                                    # it was really cut short
+    assert main(["run", "--resume", str(cut)]) == 0
+    with h5py.File(whole, "r") as a, h5py.File(cut, "r") as b:
+        assert b.attrs["status"] == "completed" and b.attrs["resumed_from_status"] == "running"
+        for name in ("pde/time", "pde/density", "pde/risk", "pde/free_energy", "particles/time",
+                     "particles/theta", "particles/risk", "comparison/risk_gap"):
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
+def test_resume_refuses_a_completed_run(tmp_path, capsys):
+    config = write_config(tmp_path)
+    out = tmp_path / "done.h5"
+    assert main(["run", str(config), "--out", str(out), "--set", "dynamics.t_end=0.1"]) == 0
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_particle_blow_up_stops_with_cause_and_fix_and_keeps_the_snapshots(tmp_path, capsys):
+    config = write_config(tmp_path)
+    out = tmp_path / "blow.h5"
+    # 2εξλ = 10: each step multiplies w by −9, so the particles overflow within about 330 steps
+    code = main(["run", str(config), "--out", str(out), "--engine", "particles", "--set", "particles.eps=0.01",
+                 "--set", "dynamics.lambda=500.0", "--set", "output.every=0.5", "--set", "dynamics.t_end=5.0"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "non-finite" in err and "particles.eps" in err and "Warning" not in err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"].startswith("failed: the particles' risk became non-finite")
+        n = completed(f, "particles")
+        assert n >= 1 and np.all(np.isfinite(f["particles/theta"][:n])) and np.all(np.isfinite(f["particles/risk"][:n]))
+
+
+def test_pde_blow_up_is_caught_at_the_step(tmp_path, capsys, monkeypatch):
+    from pde.potential import PotentialOperator
+
+    original, calls = PotentialOperator.psi, []
+
+    def poisoned(self, rho):
+        calls.append(1)
+        out = original(self, rho)
+        return out * np.nan if len(calls) > 200 else out
+
+    monkeypatch.setattr(PotentialOperator, "psi", poisoned)
+    out = tmp_path / "nan.h5"
+    assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--engine", "pde"]) == 1
+    err = capsys.readouterr().err
+    assert "non-finite or negative" in err and "pde.cfl" in err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"].startswith("failed: PDE density")
+        assert completed(f, "pde") >= 2
+
+
+def test_info_shows_provenance_and_contents(tmp_path, capsys):
+    out = tmp_path / "run.h5"
+    assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--set", "dynamics.t_end=0.1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    for needle in ("status completed", "wall_seconds", "compile_seconds", "seed_entropy", "numba_version",
+                   "threads", "/pde  (3 complete snapshots)", "density", "[problem]"):
+        assert needle in text, needle
+
+
+def test_xarray_sees_named_coordinates(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    out = tmp_path / "run.h5"
+    assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--set", "dynamics.t_end=0.1"]) == 0
+    pde = xr.open_dataset(out, engine="h5netcdf", group="pde")
+    assert pde["density"].dims == ("time", "r") and pde.sizes["r"] == 300
+    np.testing.assert_allclose(pde["time"].values, [0.0, 0.05, 0.1])
+    particles = xr.open_dataset(out, engine="h5netcdf", group="particles")
+    assert particles["theta"].dims == ("time", "particle", "component")
+    assert float(pde["risk"].sel(time=0.1)) == pytest.approx(float(h5py.File(out, "r")["pde/risk"][2]))
