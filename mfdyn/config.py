@@ -62,6 +62,10 @@ class Rule:
                     or any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in n) for n in value):
                 raise TypeError
             return tuple(tuple(float(c) for c in n) for n in value)
+        if self.kind == "strings":  # a list of strings
+            if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
         if self.kind == "ints":  # an int, or a list of ints (one per axis)
             items = value if isinstance(value, list) else [value]
             if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
@@ -82,7 +86,7 @@ class Rule:
     def describe(self) -> str:
         """The allowed values in words."""
         base = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-                "ints": "an integer or a list of integers", "floats": "a list of numbers",
+                "ints": "an integer or a list of integers", "floats": "a list of numbers", "strings": "a list of strings",
                 "teacher": "a list of neurons [a, w] or [a, w, b]",
                 "bounds": "a list of [lower, upper] pairs"}[self.kind]
         if self.allowed.startswith("one of"):
@@ -170,6 +174,11 @@ class OutputConfig:
     """[output]: snapshot spacing."""
 
     every: float = rule(0.5, "float", positive, "> 0", "time between saved snapshots")
+    observables: tuple[str, ...] | None = rule(
+        None, "strings", lambda v: len(v) >= 1, "(NumPy expressions of the grid coordinates)",
+        "test functions f(z) compared between the engines (default: the problem's)")
+    particle_risk: bool = rule(True, "bool", doc="compute the exact R_N of the particles at each snapshot "
+                                                 "(O(N²) for the MMN problems: switch off for large-N sweeps)")
 
 
 @dataclass(frozen=True)
@@ -342,6 +351,13 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
     return cfg
 
 
+def _coordinates(cfg: Config) -> tuple[str, ...]:
+    """The grid coordinates of a config's problem."""
+    from mfdyn.problems import CATALOGUE
+
+    return CATALOGUE[cfg.problem.name].coordinates(cfg.problem.params)
+
+
 def _is_multiple(x: float, step: float) -> bool:
     k = x / step
     return abs(k - round(k)) <= 1e-6 * max(1.0, k)
@@ -359,6 +375,15 @@ def _check_consistency(cfg: Config, ndim: int, errors: list[str]) -> None:
     if cfg.pde.stepper == "implicit" and d.beta == math.inf:
         errors.append("pde.stepper: 'implicit' needs a finite dynamics.beta (it is a diffusion step); "
                       "use 'explicit' for β = inf")
+    if o.observables is not None:
+        from mfdyn.expressions import check_observable
+
+        coords = _coordinates(cfg)
+        for expression in o.observables:
+            reason = check_observable(expression, coords)
+            if reason is not None:
+                errors.append(f"output.observables: {expression!r} is not a finite expression of "
+                              f"{', '.join(coords)} ({reason})")
     if o.every > d.t_end:
         errors.append(f"output.every: must be ≤ dynamics.t_end = {d.t_end}, got {o.every}")
     if not _is_multiple(d.t_end, p.eps):

@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     gib.add_argument("--out", type=Path, help="output file (default: runs/<config name>-gibbs.h5)")
     gib.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     gib.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    swp = sub.add_parser("sweep", help="run a sweep (base config × lists of values) and fit the rates")
+    swp.add_argument("sweep", type=Path, help="sweep TOML (see configs/n_scaling.toml)")
+    swp.add_argument("--workers", type=int, default=2, help="local processes (one numba thread each)")
+    swp.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to run on instead")
     info = sub.add_parser("info", help="what is in a run file: status, provenance, config, datasets")
     info.add_argument("run", type=Path)
     ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (MATH §6)")
@@ -117,17 +121,39 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mfdyn.io import open_run
-    from validation.compare import comparison_table, format_table
+    from validation.compare import comparison_table, format_table, observables_of
 
     with open_run(args.run) as f:
         table = comparison_table(f)
         coords = f["particles"].attrs["coords"].split(",")
-        print(format_table(table, coords, f["particles/theta"].shape[1]))
+        print(format_table(table, coords, f["particles/theta"].shape[1], observables_of(f)))
         if args.plot is not None:
             from validation.plots import comparison_figure
 
             comparison_figure(f, table, args.plot)
             print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from validation import sweep as sw
+
+    if args.workers < 1:
+        raise UsageError(f"--workers: must be ≥ 1, got {args.workers}")
+    spec = sw.load_sweep(args.sweep)
+    folder = sw.run_sweep(spec, args.workers, args.scheduler)
+    summary = sw.rates(folder)
+    sw.write_summary(folder, summary)
+    from mfdyn.config import load_config
+    from mfdyn.expressions import default_observables
+
+    config = load_config(spec.base, spec.members[0])
+    from mfdyn.problems import CATALOGUE
+
+    observables = config.output.observables or default_observables(
+        CATALOGUE[config.problem.name].coordinates(config.problem.params))
+    print(sw.format_summary(summary, observables))
+    print(f"wrote {folder / 'summary.csv'}, {folder / 'summary.h5'}, {sw.plot_rates(folder, summary)}")
     return 0
 
 
@@ -165,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs,
-                   "info": _cmd_info}[args.command]
+                   "info": _cmd_info, "sweep": _cmd_sweep}[args.command]
         return handler(args)
     except BlowUp as exc:
         print(f"mfdyn: run stopped: {exc} (the file keeps every snapshot before it)", file=sys.stderr)

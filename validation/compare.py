@@ -4,41 +4,62 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from validation.observables import (QUANTILES, edges_from_centres, marginal_quantiles,
-                                    particle_quantiles, risk_with_finite_n)
+from mfdyn.config import load_config
+from mfdyn.expressions import default_observables, evaluate
+from validation.observables import (QUANTILES, edges_from_centres, marginal_quantiles, particle_quantiles,
+                                    pde_expectation, risk_with_finite_n, sliced_w1, w1_1d)
 
 
 def _coords(f: h5py.File) -> list[str]:
     return f["particles"].attrs["coords"].split(",")
 
 
-def comparison_table(f: h5py.File) -> dict[str, np.ndarray]:
-    """Risks and reduced-coordinate quantiles of both engines at the times both saved.
+def observables_of(f: h5py.File) -> tuple[str, ...]:
+    """The test functions of a run: output.observables of its config, or the defaults for its coordinates."""
+    config = load_config(str(f.attrs["config_toml"]), from_text=True)
+    return config.output.observables or default_observables(tuple(_coords(f)))
+
+
+def comparison_table(f: h5py.File, pde: h5py.Group | None = None) -> dict[str, np.ndarray]:
+    """Risks, test functions, W1 and reduced-coordinate quantiles of both engines at their common times.
 
     Keys: time, risk_pde, risk_pde_finite_n (R_pde + the 1/N term), risk_sgd, risk_gap
-    (R_sgd − R_pde − 1/N term), and per coordinate c: quantiles_pde_c, quantiles_sgd_c of shape (T, 3).
+    (R_sgd − R_pde − 1/N term); per coordinate c: quantiles_pde_c, quantiles_sgd_c (T, 3); per test
+    function k (attribute `observables` lists them): obs_pde_k, obs_sgd_k, gap_k = |mean f(z_i) − ∫f dρ|;
+    and w1: W1 between the particles' reduced coordinates and ρ (exact in 1-D, sliced above).
+    pde: the /pde group to compare with, if it lives in another file (sweeps).
     """
-    if "pde" not in f or "particles" not in f:
+    if (pde is None and "pde" not in f) or "particles" not in f:
         raise ValueError(f"{f.filename}: compare needs both engines; this file has "
                          + (", ".join(g for g in ("pde", "particles") if g in f) or "neither"))
-    t_pde, t_sgd = f["pde/time"][:], f["particles/time"][:]
+    pde = f["pde"] if pde is None else pde
+    t_pde, t_sgd = pde["time"][:], f["particles/time"][:]
     pairs = [(i, int(np.argmin(np.abs(t_pde - t)))) for i, t in enumerate(t_sgd)]
     pairs = [(i, j) for i, j in pairs if t_pde.size and abs(t_pde[j] - t_sgd[i]) <= 1e-9 * max(1.0, t_sgd[i])]
     i_sgd = np.array([i for i, _ in pairs], dtype=int)
     i_pde = np.array([j for _, j in pairs], dtype=int)
     n = f["particles/theta"].shape[1]
-    risk_pde = f["pde/risk"][:][i_pde]
+    risk_pde = pde["risk"][:][i_pde]
     table = {"time": t_sgd[i_sgd], "risk_pde": risk_pde,
-             "risk_pde_finite_n": risk_with_finite_n(risk_pde, f["pde/finite_n_term"][:][i_pde], n),
+             "risk_pde_finite_n": risk_with_finite_n(risk_pde, pde["finite_n_term"][:][i_pde], n),
              "risk_sgd": f["particles/risk"][:][i_sgd]}
     table["risk_gap"] = table["risk_sgd"] - table["risk_pde_finite_n"]
     coords = _coords(f)
-    edges = [edges_from_centres(f["pde"][c][:]) for c in coords]
-    density = f["pde/density"]
+    edges = [edges_from_centres(pde[c][:]) for c in coords]
+    density = pde["density"]
     for axis, c in enumerate(coords):
         table[f"quantiles_pde_{c}"] = np.array([marginal_quantiles(density[j], edges, axis) for j in i_pde])
         table[f"quantiles_sgd_{c}"] = np.array([particle_quantiles(f["particles/z"][i][:, axis:axis + 1])[:, 0]
                                                 for i in i_sgd])
+    centres = [pde[c][:] for c in coords]
+    zs = [f["particles/z"][i] for i in i_sgd]
+    rhos = [density[j] for j in i_pde]
+    for k, expression in enumerate(observables_of(f)):
+        pde = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
+        sgd = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
+        table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"], table[f"gap_{k}"] = pde, sgd, np.abs(sgd - pde)
+    table["w1"] = np.array([w1_1d(z[:, 0], rho, edges[0]) if len(coords) == 1 else sliced_w1(z, rho, centres)
+                            for z, rho in zip(zs, rhos)])
     return table
 
 
@@ -58,10 +79,12 @@ def write_comparison(f: h5py.File, table: dict[str, np.ndarray]) -> None:
             if np.ndim(values) == 2:
                 g[name].dims[1].attach_scale(g["quantile"])
     g.attrs["quantile_levels"] = np.array(QUANTILES)
+    g.attrs["observables"] = "\n".join(observables_of(f))
     f.flush()
 
 
-def format_table(table: dict[str, np.ndarray], coords: list[str], n: int) -> str:
+def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
+                 observables: tuple[str, ...] = ()) -> str:
     """The comparison as aligned text, one row per common time."""
     head = ["t", "R_pde", "R_pde+1/N", "R_sgd", "gap"]
     for c in coords:
@@ -80,4 +103,14 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int) -> str
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     if rows:
         lines.append(f"max |gap| = {np.max(np.abs(table['risk_gap'])):.5f}")
+    names = [k for k in table if k.startswith("gap_")]
+    if names and rows:
+        lines.append("")
+        lines.append("test functions: |mean f(z_i) − ∫f dρ| per time, and W1(particles, ρ); f_k are")
+        lines += [f"  f{k.split('_')[1]} = {expr}" for k, expr in zip(names, observables)] if observables else []
+        head2 = ["t"] + [f"f{k.split('_')[1]}" for k in names] + ["W1"]
+        lines.append("  ".join(h.rjust(10) for h in head2))
+        for i, t in enumerate(table["time"]):
+            lines.append("  ".join([f"{t:g}".rjust(10)] + [f"{table[k][i]:.2e}".rjust(10) for k in names]
+                                   + [f"{table['w1'][i]:.2e}".rjust(10)]))
     return "\n".join(lines)
