@@ -124,3 +124,17 @@ def test_bad_sweeps_are_one_line_errors(tmp_path, capsys, text, needle):
     assert main(["sweep", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err
+
+
+def test_shipped_sweeps_validate_every_member():
+    import tomllib
+
+    sweeps = [p for p in sorted((ROOT / "configs").glob("*.toml")) if "base" in tomllib.loads(p.read_text())]
+    assert {p.stem for p in sweeps} >= {"n_scaling", "n_scaling_mmn", "eps_scaling"}
+    for path in sweeps:
+        spec = sw.load_sweep(path)
+        assert len(spec.members) >= 20
+    n_spec = sw.load_sweep(ROOT / "configs" / "n_scaling.toml")
+    assert {"particles.n", "particles.seed"} <= set(n_spec.vary)
+    assert min(n_spec.vary["particles.n"]) <= 100 and max(n_spec.vary["particles.n"]) >= 12800
+    assert len(n_spec.vary["particles.seed"]) >= 8
