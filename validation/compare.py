@@ -7,7 +7,7 @@ import numpy as np
 from mfdyn.config import load_config
 from mfdyn.expressions import default_observables, evaluate
 from validation.observables import (QUANTILES, edges_from_centres, marginal_quantiles, particle_quantiles,
-                                    pde_expectation, risk_with_finite_n, sliced_w1, w1_1d)
+                                    pde_expectation, risk_with_finite_n, SlicedW1, w1_1d)
 
 
 def _coords(f: h5py.File) -> list[str]:
@@ -58,8 +58,8 @@ def comparison_table(f: h5py.File, pde: h5py.Group | None = None) -> dict[str, n
         pde = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
         sgd = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
         table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"], table[f"gap_{k}"] = pde, sgd, np.abs(sgd - pde)
-    table["w1"] = np.array([w1_1d(z[:, 0], rho, edges[0]) if len(coords) == 1 else sliced_w1(z, rho, centres)
-                            for z, rho in zip(zs, rhos)])
+    w1 = (lambda z, rho: w1_1d(z[:, 0], rho, edges[0])) if len(coords) == 1 else SlicedW1(centres)
+    table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
     return table
 
 

@@ -73,22 +73,34 @@ def w1_1d(z: np.ndarray, density: np.ndarray, edges: np.ndarray) -> float:
     return float(np.sum(np.where(same, width * np.abs(a + b) / 2, np.nan_to_num(crossing))))
 
 
+class SlicedW1:
+    """Sliced W1 in 2-D/3-D between particles and a grid density: the mean over fixed random directions u
+    of W1 between u·z_i and u·θ under ρ, with each cell's mass at its centre (O(h) from the grid law).
+    The grid's projections and their order are computed once per grid and reused for every call."""
+
+    def __init__(self, centres: list[np.ndarray], directions: int = 64, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        u = rng.standard_normal((directions, len(centres)))
+        self.u = u / np.linalg.norm(u, axis=1)[:, None]
+        points = np.stack([m.ravel() for m in np.meshgrid(*centres, indexing="ij")], axis=1)
+        projections = points @ self.u.T                                  # (M, directions)
+        self.order = np.argsort(projections, axis=0)
+        self.sorted = np.take_along_axis(projections, self.order, axis=0)
+
+    def __call__(self, z: np.ndarray, density: np.ndarray) -> float:
+        weights = density.ravel() / density.sum()
+        total = 0.0
+        for d, direction in enumerate(self.u):
+            xs, ws = self.sorted[:, d], np.cumsum(weights[self.order[:, d]])
+            part = np.sort(z @ direction)
+            allx = np.union1d(xs, part)
+            f_grid = np.concatenate([[0.0], ws])[np.searchsorted(xs, allx[:-1], side="right")]
+            f_part = np.searchsorted(part, allx[:-1], side="right") / len(part)
+            total += float(np.sum(np.abs(f_grid - f_part) * np.diff(allx)))
+        return total / len(self.u)
+
+
 def sliced_w1(z: np.ndarray, density: np.ndarray, centres: list[np.ndarray], directions: int = 64,
               seed: int = 0) -> float:
-    """Sliced W1 in 2-D/3-D: the mean over fixed random directions u of W1 between u·z_i and u·θ under ρ,
-    with each cell's mass at its centre (an O(h) approximation of the grid law)."""
-    rng = np.random.default_rng(seed)
-    u = rng.standard_normal((directions, z.shape[1]))
-    u /= np.linalg.norm(u, axis=1)[:, None]
-    points = np.stack([m.ravel() for m in np.meshgrid(*centres, indexing="ij")], axis=1)
-    weights = density.ravel() / density.sum()
-    total = 0.0
-    for direction in u:
-        grid_proj, part_proj = points @ direction, np.sort(z @ direction)
-        order = np.argsort(grid_proj)
-        xs, ws = grid_proj[order], np.cumsum(weights[order])
-        allx = np.union1d(xs, part_proj)
-        f_grid = np.concatenate([[0.0], ws])[np.searchsorted(xs, allx[:-1], side="right")]
-        f_part = np.searchsorted(part_proj, allx[:-1], side="right") / len(part_proj)
-        total += float(np.sum(np.abs(f_grid - f_part) * np.diff(allx)))
-    return total / directions
+    """One sliced W1 (see SlicedW1, which reuses the grid work across calls)."""
+    return SlicedW1(centres, directions, seed)(z, density)
