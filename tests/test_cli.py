@@ -73,7 +73,9 @@ def test_compare_prints_the_table_and_draws_the_figure(tiny, tmp_path, capsys):
     fig = tmp_path / "fig.png"
     assert main(["compare", str(out), "--plot", str(fig)]) == 0
     text = capsys.readouterr().out
-    lines = text.splitlines()
+    risk_block, functions_block = text.split("test functions:")
+    lines = risk_block.splitlines()
+    assert "W1" in functions_block and "f0 = tanh(r)" in functions_block
     header = next(line for line in lines if "R_pde+1/N" in line)
     for column in ("R_pde", "R_sgd", "r5_pde", "r50_pde", "r95_pde", "r5_sgd", "r50_sgd", "r95_sgd"):
         assert column in header

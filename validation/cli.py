@@ -153,7 +153,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     observables = config.output.observables or default_observables(
         CATALOGUE[config.problem.name].coordinates(config.problem.params))
     print(sw.format_summary(summary, observables))
-    print(f"wrote {folder / 'summary.csv'}, {folder / 'summary.h5'}, {sw.plot_rates(folder, summary)}")
+    print(f"wrote {folder / 'summary.csv'}, {folder / 'summary.h5'}, {sw.plot_rates(folder, summary, observables)}")
     return 0
 
 

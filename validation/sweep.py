@@ -284,7 +284,8 @@ def format_summary(summary: dict, observables: tuple[str, ...] = ()) -> str:
     return "\n".join(lines)
 
 
-def plot_rates(folder: Path, summary: dict) -> Path:
+def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
+    """rates.png: mean sup-gaps against x on log-log axes, fitted lines, and the x^(−1/2) reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,7 +294,8 @@ def plot_rates(folder: Path, summary: dict) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     xs = summary["x"]
     for k, (q, d) in enumerate(summary["quantities"].items()):
-        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{q}: slope {d['slope']:+.2f}")
+        label = observables[int(q[4:])] if q.startswith("gap_") and observables else q
+        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{label}: slope {d['slope']:+.2f}")
         if np.isfinite(d["slope"]):
             fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
             ax.plot(xs, fit, "-", color=f"C{k}", lw=0.8)
