@@ -185,3 +185,12 @@ def test_xarray_sees_named_coordinates(tmp_path):
     particles = xr.open_dataset(out, engine="h5netcdf", group="particles")
     assert particles["theta"].dims == ("time", "particle", "component")
     assert float(pde["risk"].sel(time=0.1)) == pytest.approx(float(h5py.File(out, "r")["pde/risk"][2]))
+
+
+def test_runs_without_particle_risk_complete(tmp_path):
+    out = tmp_path / "norisk.h5"
+    assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--set", "dynamics.t_end=0.1",
+                 "--set", "output.particle_risk=false"]) == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "completed" and np.all(np.isnan(f["particles/risk"][:]))
+        assert np.all(np.isfinite(f["comparison/gap_0"][:]))

@@ -178,11 +178,11 @@ class ParticleEngine:
             times = [t for t in times if t > start.t + 1e-12 * max(1.0, start.t)]
         progress = Progress("particles", dyn.t_end)
         for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start):
-            with np.errstate(all="ignore"):          # huge-but-finite particles: the check below says so
-                risk = self.problem.exact_risk(state.theta) if self.config.output.particle_risk else np.nan
-            if not self.config.output.particle_risk and not np.all(np.isfinite(state.theta)):
-                risk = np.inf
-            if not np.isfinite(risk):
+            risk = np.nan                             # output.particle_risk = false: not computed
+            if self.config.output.particle_risk:
+                with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so
+                    risk = self.problem.exact_risk(state.theta)
+            if self.config.output.particle_risk and not np.isfinite(risk):
                 raise BlowUp(f"the particles' risk became non-finite at t = {state.t:.6g} (weights of size "
                              f"{np.abs(state.theta).max():.1e}); likely fix: a smaller particles.eps (now {p.eps:g})")
             writer.append("particles", {"time": state.t, "theta": state.theta,
