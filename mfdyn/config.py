@@ -211,7 +211,7 @@ class Config:
 
     def to_toml(self) -> str:
         """Canonical TOML of the resolved config (defaults filled in); loads back to an equal Config."""
-        lines = ["[problem]", f"name = {_toml_value(self.problem.name)}"]
+        lines = ["[problem]", f"name = {toml_value(self.problem.name)}"]
         lines += _section_lines(self.problem.params)
         for name in SECTIONS:
             lines += ["", f"[{name}]"] + _section_lines(getattr(self, name))
@@ -225,7 +225,8 @@ _TOML_NAME = {"lam": "lambda"}
 _FIELD_NAME = {v: k for k, v in _TOML_NAME.items()}
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A Python value as a TOML literal (inf, lists, strings with escapes)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -235,14 +236,14 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, (np.floating, np.integer)):
-        return _toml_value(v.item())
+        return toml_value(v.item())
     raise TypeError(type(v))
 
 
 def _section_lines(obj: Any) -> list[str]:
-    return [f"{_TOML_NAME.get(f.name, f.name)} = {_toml_value(getattr(obj, f.name))}"
+    return [f"{_TOML_NAME.get(f.name, f.name)} = {toml_value(getattr(obj, f.name))}"
             for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None]
 
 

@@ -11,7 +11,7 @@ from scipy.stats import norm
 
 from validation import sweep as sw
 from validation.cli import main
-from validation.observables import pde_expectation, sliced_w1, w1_1d
+from validation.observables import SlicedW1, pde_expectation, w1_1d
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,8 @@ def test_sliced_w1_sees_a_shift_in_2d():
     density = np.exp(-0.5 * (mesh[0] ** 2 + mesh[1] ** 2)) / (2 * np.pi)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((20000, 2))
-    same, moved = sliced_w1(z, density, centres), sliced_w1(z + [0.5, 0.0], density, centres)
+    sliced = SlicedW1(centres)
+    same, moved = sliced(z, density), sliced(z + [0.5, 0.0], density)
     assert same < 0.03 and moved == pytest.approx(0.5 * np.mean(np.abs(np.cos(np.linspace(0, np.pi, 1000)))), abs=0.05)
 
 

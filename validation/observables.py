@@ -98,9 +98,3 @@ class SlicedW1:
             f_part = np.searchsorted(part, allx[:-1], side="right") / len(part)
             total += float(np.sum(np.abs(f_grid - f_part) * np.diff(allx)))
         return total / len(self.u)
-
-
-def sliced_w1(z: np.ndarray, density: np.ndarray, centres: list[np.ndarray], directions: int = 64,
-              seed: int = 0) -> float:
-    """One sliced W1 (see SlicedW1, which reuses the grid work across calls)."""
-    return SlicedW1(centres, directions, seed)(z, density)

@@ -62,9 +62,9 @@ class Sweep:
 
 
 def _override(key: str, value) -> str:
-    from mfdyn.config import _toml_value
+    from mfdyn.config import toml_value
 
-    return f"{key}={_toml_value(value)}"
+    return f"{key}={toml_value(value)}"
 
 
 def load_sweep(path: Path) -> Sweep:
