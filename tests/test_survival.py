@@ -194,3 +194,14 @@ def test_runs_without_particle_risk_complete(tmp_path):
     with h5py.File(out, "r") as f:
         assert f.attrs["status"] == "completed" and np.all(np.isnan(f["particles/risk"][:]))
         assert np.all(np.isfinite(f["comparison/gap_0"][:]))
+
+
+def test_compile_time_is_recorded_when_numba_compiles(tmp_path):
+    """A cold Numba cache: the run file's compile_seconds is the (large) compilation time, not 0."""
+    out = tmp_path / "cold.h5"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    subprocess.run([sys.executable, "-m", "validation.cli", "run", str(write_config(tmp_path)), "--out", str(out),
+                    "--set", "dynamics.t_end=0.1", "--engine", "pde"], cwd=ROOT, check=True, env=env,
+                   capture_output=True)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["compile_seconds"] > 0.5 and f.attrs["compile_seconds"] < f.attrs["wall_seconds"]

@@ -201,22 +201,29 @@ def _engines(problem: Problem, config: Config, engine: str) -> list:
     return out
 
 
+class CompileClock:
+    """Seconds Numba has spent compiling (not loading from its cache) since the clock was installed."""
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    @property
+    def seconds(self) -> float:
+        return self.listener.duration if self.listener.done else 0.0
+
+
 @contextmanager
 def compile_timer():
-    """Seconds Numba spends compiling (not loading from its cache) inside the block: timer["seconds"]."""
+    """Install a CompileClock for the block; read .seconds at any time inside it."""
     from numba.core import event
 
-    timer = {"seconds": 0.0}
-
-    def add(seconds: float) -> None:
-        timer["seconds"] += seconds
-
-    with event.install_timer("numba:compile", add):
-        yield timer
+    listener = event.TimingListener()
+    with event.install_listener("numba:compile", listener):
+        yield CompileClock(listener)
 
 
-def _finish(writer: RunWriter, engine: str, started: float, compiled: dict) -> None:
-    writer.set_attrs("/", wall_seconds=time.perf_counter() - started, compile_seconds=compiled["seconds"])
+def _finish(writer: RunWriter, engine: str, started: float, compiled: CompileClock) -> None:
+    writer.set_attrs("/", wall_seconds=time.perf_counter() - started, compile_seconds=compiled.seconds)
     writer.finish("completed", (lambda f: write_comparison(f, comparison_table(f))) if engine == "both" else None)
 
 
