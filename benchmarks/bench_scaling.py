@@ -1,0 +1,87 @@
+"""Benchmark: how cost grows with N and with the grid, and the kernels' memory bandwidth (issue 7).
+
+1. SGD (MMN isotropic, d = 40, online): time per step for N = 10³ … 10⁶, and per step per neuron.
+2. Grid (2-D teacher–student with 128 nodes compressed as in a run; 3-D OU): time of one explicit
+   right-hand side (Ψ + fluxes) for 64² … 512² and 64³, and per cell.
+3. Bandwidth: bytes a kernel must move (read + write of its arrays) over its time, against a plain copy
+   of an array of the same size (the peer, in this process).
+Usage: python benchmarks/bench_scaling.py
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mfdyn.config import InitConfig, load_config
+from mfdyn.problems import make_problem
+from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
+from particles.sgd import sgd_steps_ramp
+from pde import Grid, PotentialOperator
+from pde.fluxes import axis_flux_divergence_parallel, flux_divergence
+from pde.potential import expand_kernel, moments_kernel
+
+
+def best(fn, repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def sgd_table() -> None:
+    problem = MMNIsotropic(MMNIsotropicParams(), InitConfig())
+    rng = np.random.default_rng(0)
+    r = problem.ramp
+    print("SGD, MMN isotropic d = 40:     N   µs/step   ns/step/neuron")
+    for n in (1_000, 10_000, 100_000, 1_000_000):
+        steps = max(20, 2_000_000 // n)
+        w = problem.sample_initial(n, rng)
+        x, y = problem.sample_data(steps, rng)
+        seconds = best(lambda: sgd_steps_ramp(w, x, y, 1, 2e-4, 0.0, r.t1, r.t2, r.s1, r.s2, np.empty((0, 1, 1))), 3)
+        print(f"{n:>36}  {seconds / steps * 1e6:9.1f}   {seconds / steps / n * 1e9:8.2f}")
+
+
+def grid_table() -> None:
+    ts = make_problem(load_config('[problem]\nname = "teacher_student"\n[dynamics]\nt_end = 1.0\n', from_text=True))
+    ou = make_problem(load_config('[problem]\nname = "ornstein_uhlenbeck"\nstiffness = [1.0, 0.5, 0.7]\n'
+                                  '[dynamics]\nt_end = 1.0\n', from_text=True))
+    print("grid, one right-hand side (Ψ + upwind fluxes):   cells   ms   ns/cell")
+    for problem, shape in ((ts, (64, 64)), (ts, (128, 128)), (ts, (256, 256)), (ts, (512, 512)), (ou, (64, 64, 64))):
+        grid = Grid(((-3.0, 3.0),) * len(shape), shape, problem.coords)
+        op = PotentialOperator(problem.grid_model(grid.centres), grid)
+        rho = problem.initial_cell_averages(grid.edges)
+        out = np.empty(grid.shape)
+        seconds = best(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out))
+        cells = rho.size
+        print(f"{'×'.join(map(str, shape)):>46}  {seconds * 1e3:7.2f}  {seconds / cells * 1e9:7.1f}"
+              f"   (K = {op.phi.shape[0]} features after compression)")
+
+
+def bandwidth() -> None:
+    print("bandwidth (GB/s, bytes that must move / time) against np.copyto of the same bytes:")
+    rng = np.random.default_rng(1)
+    rho, zeta = rng.random((1, 2048, 2048)), rng.standard_normal((1, 2048, 2048))
+    out = np.zeros_like(rho)
+    src, dst = rng.random(rho.size * 3), np.empty(rho.size * 3)           # read 2 arrays + read/write 1
+    copy = best(lambda: np.copyto(dst, src))
+    flux = best(lambda: axis_flux_divergence_parallel(rho, zeta, 0.1, out))
+    moved = 4 * rho.nbytes                                                # rho, zeta, out read, out write
+    print(f"  flux kernel, 2048² cells: {moved / flux / 1e9:6.1f} GB/s   copy: {2 * src.nbytes / copy / 1e9:6.1f} GB/s")
+    phi, vec, g = rng.standard_normal((128, 65536)), rng.random(65536), rng.standard_normal(128)
+    f, psi = np.empty(128), np.empty(65536)
+    src2, dst2 = rng.random(phi.size), np.empty(phi.size)
+    copy2 = best(lambda: np.copyto(dst2, src2))
+    mom = best(lambda: moments_kernel(phi, vec, 1.0, f))
+    exp = best(lambda: expand_kernel(phi, g, vec, psi))
+    print(f"  Ψ moments (128 × 65536): {phi.nbytes / mom / 1e9:6.1f} GB/s, expansion: {phi.nbytes / exp / 1e9:6.1f} GB/s"
+          f"   copy (read + write): {2 * src2.nbytes / copy2 / 1e9:6.1f} GB/s, read-only share: {src2.nbytes / copy2 / 1e9:6.1f}")
+
+
+if __name__ == "__main__":
+    sgd_table()
+    grid_table()
+    bandwidth()
