@@ -10,23 +10,13 @@ Usage: python benchmarks/bench_potential.py
 from __future__ import annotations
 
 import platform
-import time
 
 import numpy as np
+from timing import median_time
 
 from mfdyn.config import load_config
 from mfdyn.problems import make_problem
 from pde import Grid, PotentialOperator
-
-
-def median_time(fn, repeats: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:

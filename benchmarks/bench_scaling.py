@@ -9,9 +9,8 @@ Usage: python benchmarks/bench_scaling.py
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from timing import median_time
 
 from mfdyn.config import InitConfig, load_config
 from mfdyn.problems import make_problem
@@ -20,16 +19,6 @@ from particles.sgd import sgd_steps_ramp
 from pde import Grid, PotentialOperator
 from pde.fluxes import axis_flux_divergence_parallel, flux_divergence
 from pde.potential import expand_kernel, moments_kernel
-
-
-def best(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def sgd_table() -> None:
@@ -41,7 +30,7 @@ def sgd_table() -> None:
         steps = max(20, 2_000_000 // n)
         w = problem.sample_initial(n, rng)
         x, y = problem.sample_data(steps, rng)
-        seconds = best(lambda: sgd_steps_ramp(w, x, y, 1, 2e-4, 0.0, r.t1, r.t2, r.s1, r.s2, np.empty((0, 1, 1))), 3)
+        seconds = median_time(lambda: sgd_steps_ramp(w, x, y, 1, 2e-4, 0.0, r.t1, r.t2, r.s1, r.s2, np.empty((0, 1, 1))), 3)
         print(f"{n:>36}  {seconds / steps * 1e6:9.1f}   {seconds / steps / n * 1e9:8.2f}")
 
 
@@ -55,7 +44,7 @@ def grid_table() -> None:
         op = PotentialOperator(problem.grid_model(grid.centres), grid)
         rho = problem.initial_cell_averages(grid.edges)
         out = np.empty(grid.shape)
-        seconds = best(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out))
+        seconds = median_time(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out), 5)
         cells = rho.size
         print(f"{'×'.join(map(str, shape)):>46}  {seconds * 1e3:7.2f}  {seconds / cells * 1e9:7.1f}"
               f"   (K = {op.phi.shape[0]} features after compression)")
@@ -67,16 +56,16 @@ def bandwidth() -> None:
     rho, zeta = rng.random((1, 2048, 2048)), rng.standard_normal((1, 2048, 2048))
     out = np.zeros_like(rho)
     src, dst = rng.random(rho.size * 3), np.empty(rho.size * 3)           # read 2 arrays + read/write 1
-    copy = best(lambda: np.copyto(dst, src))
-    flux = best(lambda: axis_flux_divergence_parallel(rho, zeta, 0.1, out))
+    copy = median_time(lambda: np.copyto(dst, src), 5)
+    flux = median_time(lambda: axis_flux_divergence_parallel(rho, zeta, 0.1, out), 5)
     moved = 4 * rho.nbytes                                                # rho, zeta, out read, out write
     print(f"  flux kernel, 2048² cells: {moved / flux / 1e9:6.1f} GB/s   copy: {2 * src.nbytes / copy / 1e9:6.1f} GB/s")
     phi, vec, g = rng.standard_normal((128, 65536)), rng.random(65536), rng.standard_normal(128)
     f, psi = np.empty(128), np.empty(65536)
     src2, dst2 = rng.random(phi.size), np.empty(phi.size)
-    copy2 = best(lambda: np.copyto(dst2, src2))
-    mom = best(lambda: moments_kernel(phi, vec, 1.0, f))
-    exp = best(lambda: expand_kernel(phi, g, vec, psi))
+    copy2 = median_time(lambda: np.copyto(dst2, src2), 5)
+    mom = median_time(lambda: moments_kernel(phi, vec, 1.0, f), 5)
+    exp = median_time(lambda: expand_kernel(phi, g, vec, psi), 5)
     print(f"  Ψ moments (128 × 65536): {phi.nbytes / mom / 1e9:6.1f} GB/s, expansion: {phi.nbytes / exp / 1e9:6.1f} GB/s"
           f"   copy (read + write): {2 * src2.nbytes / copy2 / 1e9:6.1f} GB/s, read-only share: {src2.nbytes / copy2 / 1e9:6.1f}")
 
