@@ -223,6 +223,6 @@ every = 0.2
     with h5py.File(out, "r") as f:
         assert f["pde/density"].shape == (3,) + (20,) * dim
         assert f["particles/z"].shape == (3, 300, dim)
-        medians = f[f"comparison/quantiles_pde_theta1"][:, 1]
-        assert abs(medians[-1] - f[f"comparison/quantiles_sgd_theta1"][-1, 1]) < 0.05
+        medians = f["comparison/quantiles_pde_theta1"][:, 1]
+        assert abs(medians[-1] - f["comparison/quantiles_sgd_theta1"][-1, 1]) < 0.05
     assert fig.stat().st_size > 10_000

@@ -1,7 +1,6 @@
 """Fuzzing the config path: corrupted configs and --set values give one line and exit code 2, never a traceback."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random

@@ -145,13 +145,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     summary = sw.rates(folder)
     sw.write_summary(folder, summary)
     from mfdyn.config import load_config
-    from mfdyn.expressions import default_observables
+    from validation.compare import observables_for
 
-    config = load_config(spec.base, spec.members[0])
-    from mfdyn.problems import CATALOGUE
-
-    observables = config.output.observables or default_observables(
-        CATALOGUE[config.problem.name].coordinates(config.problem.params))
+    observables = observables_for(load_config(spec.base, spec.members[0]))
     print(sw.format_summary(summary, observables))
     print(f"wrote {folder / 'summary.csv'}, {folder / 'summary.h5'}, {sw.plot_rates(folder, summary, observables)}")
     return 0

@@ -1,6 +1,8 @@
 """`mfdyn compare`: PDE against SGD at the common save times (MATH.md §1, §2)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import h5py
 import numpy as np
 
@@ -14,10 +16,23 @@ def _coords(f: h5py.File) -> list[str]:
     return f["particles"].attrs["coords"].split(",")
 
 
+def observables_for(config) -> tuple[str, ...]:
+    """The test functions of a config: output.observables, or the defaults for its problem's coordinates."""
+    from mfdyn.problems import CATALOGUE
+
+    coords = CATALOGUE[config.problem.name].coordinates(config.problem.params)
+    return config.output.observables or default_observables(coords)
+
+
 def observables_of(f: h5py.File) -> tuple[str, ...]:
-    """The test functions of a run: output.observables of its config, or the defaults for its coordinates."""
-    config = load_config(str(f.attrs["config_toml"]), from_text=True)
-    return config.output.observables or default_observables(tuple(_coords(f)))
+    """The test functions of a run file (observables_for its config)."""
+    return observables_for(load_config(str(f.attrs["config_toml"]), from_text=True))
+
+
+@lru_cache(maxsize=8)
+def _sliced_w1(grid_key: tuple) -> SlicedW1:
+    """One SlicedW1 per grid (its projections are the expensive part), shared by every member of a sweep."""
+    return SlicedW1([np.linspace(lo, hi, n) for lo, hi, n in grid_key])
 
 
 def comparison_table(f: h5py.File, pde: h5py.Group | None = None) -> dict[str, np.ndarray]:
@@ -58,7 +73,8 @@ def comparison_table(f: h5py.File, pde: h5py.Group | None = None) -> dict[str, n
         pde = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
         sgd = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
         table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"], table[f"gap_{k}"] = pde, sgd, np.abs(sgd - pde)
-    w1 = (lambda z, rho: w1_1d(z[:, 0], rho, edges[0])) if len(coords) == 1 else SlicedW1(centres)
+    w1 = ((lambda z, rho: w1_1d(z[:, 0], rho, edges[0])) if len(coords) == 1
+          else _sliced_w1(tuple((float(c[0]), float(c[-1]), len(c)) for c in centres)))
     table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
     return table
 
