@@ -8,20 +8,23 @@ One step with samples (x_b, y_b), b = 1..B, and s = εξ:
 with g_i ~ N(0, I). All neurons see the same ŷ computed from the weights before the step. The
 noise comes in as an array `noise` of shape (steps, N, D) already scaled by sqrt(4s/β) (the run loop
 draws it from a NumPy Generator; Numba's own normals cost 3× more); an empty array means β = ∞.
-Each Numba kernel is serial, so results do not depend on the thread count, and has a readable NumPy
-twin (`*_numpy`); all update the parameters in place. The ramp kernel lets the compiler reassociate
-its sums (fastmath reassoc), which vectorises the dot products <w_i, x>: still one fixed order per
-build, so runs stay reproducible.
+Every Numba kernel has a readable NumPy twin (`*_numpy`); all update the parameters in place, and
+none depends on the thread count. The ramp kernel lets the compiler reassociate its sums (fastmath
+reassoc), which vectorises the dot products <w_i, x>: still one fixed order per build. It works in
+tasks of ROW_CHUNK rows with ŷ summed task by task, so its parallel build (used from
+PARALLEL_MIN_ROWS neurons, where w leaves the core's cache) gives the serial build's numbers.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
 
+_RAMP_FASTMATH = {"reassoc", "contract"}
 
-@njit(cache=True, fastmath={"reassoc", "contract"}, inline="always")
+
+@njit(cache=True, fastmath=_RAMP_FASTMATH, inline="always")
 def _dot_rows(w: np.ndarray, xk: np.ndarray, out: np.ndarray) -> None:
     """out_i = <w_i, xk> for every row, four rows per pass over xk (four independent sums, as a gemv)."""
     n, d = w.shape
@@ -44,38 +47,73 @@ def _dot_rows(w: np.ndarray, xk: np.ndarray, out: np.ndarray) -> None:
         i += 1
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+ROW_CHUNK = 2048             # rows per task; ŷ's partial sums are added chunk by chunk, in this fixed order
+PARALLEL_MIN_ROWS = 8192     # below this, two thread launches per step cost more than they save
+
+
+def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
+                    t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
+    """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ.
+
+    Rows are cut into tasks of ROW_CHUNK. Pass 1, per task: <w_i, x_b>, the task's partial sum of the
+    ramp, and the list of its rows on the ramp's slope (σ' ≠ 0), collected without a branch. Then ŷ
+    from the partial sums in task order. Pass 2, per task: decay, the gradient on the listed rows only
+    (σ' = 0 elsewhere), noise. Each row sees the same operations in the same order whatever the thread
+    count, so the serial and parallel builds agree bit for bit.
+    """
+    n, d = w.shape
+    chunks = (n + ROW_CHUNK - 1) // ROW_CHUNK
+    slope, width = (s2 - s1) / (t2 - t1), t2 - t1
+    decay = 1.0 - step * lam
+    pre = np.empty((batch, n))
+    active = np.empty((batch, n), dtype=np.int64)     # per task, its sloped rows from lo to end[b, task]
+    end = np.empty((batch, chunks), dtype=np.int64)
+    partial = np.empty((batch, chunks))                # per task, Σ_i clip(<w_i, x_b> − t1, 0, t2 − t1)
+    res = np.empty(batch)
+    for s in range(len(y) // batch):
+        for task in prange(chunks):
+            lo, hi = task * ROW_CHUNK, min(n, (task + 1) * ROW_CHUNK)
+            for b in range(batch):
+                _dot_rows(w[lo:hi], x[s * batch + b], pre[b, lo:hi])
+                acc, m = 0.0, lo
+                for i in range(lo, hi):
+                    z = pre[b, i]
+                    acc += min(max(z - t1, 0.0), width)
+                    active[b, m] = i
+                    m += (z > t1) & (z < t2)
+                partial[b, task], end[b, task] = acc, m
+        for b in range(batch):
+            acc = 0.0
+            for task in range(chunks):
+                acc += partial[b, task]
+            res[b] = step * slope * (y[s * batch + b] - (s1 + slope * acc / n)) / batch   # ŷ = s1 + slope·acc/N
+        for task in prange(chunks):
+            lo, hi = task * ROW_CHUNK, min(n, (task + 1) * ROW_CHUNK)
+            if decay != 1.0:
+                for i in range(lo, hi):
+                    for a in range(d):
+                        w[i, a] *= decay
+            for b in range(batch):
+                xk, g = x[s * batch + b], res[b]
+                for j in range(lo, end[b, task]):
+                    i = active[b, j]
+                    for a in range(d):
+                        w[i, a] += g * xk[a]
+            if noise.shape[0] > 0:
+                for i in range(lo, hi):
+                    for a in range(d):
+                        w[i, a] += noise[s, i, a]
+
+
+sgd_steps_ramp_serial = njit(cache=True, fastmath=_RAMP_FASTMATH)(_sgd_steps_ramp)
+sgd_steps_ramp_parallel = njit(cache=True, fastmath=_RAMP_FASTMATH, parallel=True)(_sgd_steps_ramp)
+
+
 def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
                    t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
-    """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ."""
-    n, d = w.shape
-    slope = (s2 - s1) / (t2 - t1)
-    pre = np.empty((batch, n))
-    res = np.empty(batch)
-    decay = 1.0 - step * lam
-    for s in range(len(y) // batch):
-        for b in range(batch):
-            k = s * batch + b
-            _dot_rows(w, x[k], pre[b])
-            yhat = 0.0
-            for i in range(n):
-                z = pre[b, i]
-                yhat += s1 if z <= t1 else (s2 if z >= t2 else s1 + slope * (z - t1))
-            res[b] = (y[k] - yhat / n) / batch
-        for i in range(n):
-            if decay != 1.0:
-                for a in range(d):
-                    w[i, a] *= decay
-            for b in range(batch):
-                z = pre[b, i]
-                if t1 < z < t2:
-                    g = step * slope * res[b]
-                    k = s * batch + b
-                    for a in range(d):
-                        w[i, a] += g * x[k, a]
-            if noise.shape[0] > 0:
-                for a in range(d):
-                    w[i, a] += noise[s, i, a]
+    """The ramp SGD kernel: the parallel build from PARALLEL_MIN_ROWS neurons on, the serial one below."""
+    kernel = sgd_steps_ramp_parallel if w.shape[0] >= PARALLEL_MIN_ROWS else sgd_steps_ramp_serial
+    kernel(w, x, y, batch, step, lam, t1, t2, s1, s2, noise)
 
 
 def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,

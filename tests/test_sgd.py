@@ -1,13 +1,15 @@
 """The SGD kernel against its NumPy twin, the update rule of MATH §2, and reproducibility."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from mfdyn.gaussian import Ramp
 from particles import run_sgd
 from particles.run import BLOCK_STEPS
-from particles.sgd import sgd_steps_ramp, sgd_steps_ramp_numpy
+from particles.sgd import (ROW_CHUNK, sgd_steps_ramp, sgd_steps_ramp_numpy, sgd_steps_ramp_parallel,
+                           sgd_steps_ramp_serial)
 
 RAMP = Ramp()
 
@@ -25,6 +27,34 @@ def test_kernel_matches_numpy_twin(batch, lam):
     sgd_steps_ramp_numpy(b, *args)
     assert not np.allclose(a, w)                     # something happened ...
     np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)   # ... the same thing
+
+
+@pytest.mark.parametrize("batch,lam,noisy", [(1, 0.0, False), (3, 0.2, True)])
+def test_parallel_build_gives_the_serial_numbers_for_any_thread_count(batch, lam, noisy):
+    """Tasks of ROW_CHUNK rows, ŷ summed task by task: the same bits on 1 or 2 threads, or serially.
+    N spans three tasks, the last one ragged."""
+    rng = np.random.default_rng(7)
+    n, d, steps = 2 * ROW_CHUNK + 37, 6, 25
+    w = rng.standard_normal((n, d)) * 0.5
+    x = rng.standard_normal((steps * batch, d)) * 1.5
+    y = rng.choice([-1.0, 1.0], steps * batch)
+    noise = 0.01 * rng.standard_normal((steps, n, d)) if noisy else np.empty((0, 1, 1))
+    args = (x, y, batch, 0.05, lam, RAMP.t1, RAMP.t2, RAMP.s1, RAMP.s2, noise)
+    serial = w.copy()
+    sgd_steps_ramp_serial(serial, *args)
+    threads = numba.get_num_threads()
+    try:
+        for count in sorted({1, threads}):
+            numba.set_num_threads(count)
+            parallel = w.copy()
+            sgd_steps_ramp_parallel(parallel, *args)
+            np.testing.assert_array_equal(parallel, serial)
+    finally:
+        numba.set_num_threads(threads)
+    twin = w.copy()
+    sgd_steps_ramp_numpy(twin, *args)
+    assert not np.allclose(serial, w)
+    np.testing.assert_allclose(serial, twin, rtol=1e-11, atol=1e-12)
 
 
 def test_one_step_is_the_update_of_math_section_2():
