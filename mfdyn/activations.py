@@ -58,16 +58,14 @@ def sigma_scalar(code: int, z: float, t1: float, t2: float, s1: float, s2: float
 
 
 @njit(cache=True)
-def sigma_prime_scalar(code: int, z: float, t1: float, t2: float, s1: float, s2: float) -> float:
-    """σ'(z) for one z; code from CODES."""
+def sigma_prime_scalar(code: int, z: float, s: float, t1: float, t2: float, s1: float, s2: float) -> float:
+    """σ'(z) for one z, given s = σ(z) (tanh and the sigmoid take σ' from s: no second exp or tanh)."""
     if code == 0:
         return 1.0 if z > 0.0 else 0.0
     if code == 1:
-        th = math.tanh(z)
-        return 1.0 - th * th
+        return 1.0 - s * s
     if code == 2:
         return _TWO_OVER_SQRT_PI * math.exp(-z * z)
     if code == 3:
-        s = sigma_scalar(3, z, t1, t2, s1, s2)
         return s * (1.0 - s)
     return (s2 - s1) / (t2 - t1) if t1 < z < t2 else 0.0

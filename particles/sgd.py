@@ -139,6 +139,7 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
     """
     n, dim = theta.shape
     pre = np.empty((batch, n))
+    act = np.empty((batch, n))           # σ(z), kept for the update: one transcendental per neuron and sample
     res = np.empty(batch)
     decay = 1.0 - step * lam
     for s in range(len(y) // batch):
@@ -148,15 +149,16 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
             for i in range(n):
                 z = theta[i, 1] * x[k] + (theta[i, 2] if dim == 3 else 0.0)
                 pre[b, i] = z
-                yhat += theta[i, 0] * sigma_scalar(code, z, t1, t2, s1, s2)
+                act[b, i] = sigma_scalar(code, z, t1, t2, s1, s2)
+                yhat += theta[i, 0] * act[b, i]
             res[b] = step * (y[k] - yhat / n) / batch
         for i in range(n):
             a = theta[i, 0]
             ga, gw, gb = 0.0, 0.0, 0.0
             for b in range(batch):
                 z = pre[b, i]
-                ds = a * sigma_prime_scalar(code, z, t1, t2, s1, s2) * res[b]
-                ga += res[b] * sigma_scalar(code, z, t1, t2, s1, s2)
+                ds = a * sigma_prime_scalar(code, z, act[b, i], t1, t2, s1, s2) * res[b]
+                ga += res[b] * act[b, i]
                 gw += ds * x[s * batch + b]
                 gb += ds
             theta[i, 0] = a * decay + ga

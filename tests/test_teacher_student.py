@@ -28,7 +28,8 @@ def problem_from(**keys):
 def test_scalar_activations_match_numpy(name):
     z = np.linspace(-40, 40, 2001)
     np.testing.assert_allclose([sigma_scalar(CODES[name], v, *RAMP) for v in z], sigma(name, z, RAMP), atol=1e-15)
-    np.testing.assert_allclose([sigma_prime_scalar(CODES[name], v, *RAMP) for v in z], sigma_prime(name, z, RAMP),
+    np.testing.assert_allclose([sigma_prime_scalar(CODES[name], v, sigma_scalar(CODES[name], v, *RAMP), *RAMP)
+                                for v in z], sigma_prime(name, z, RAMP),
                                atol=1e-15)
     inner = z[(np.abs(z - 0.0) > 1e-3) & (np.abs(z - 0.5) > 1e-3) & (np.abs(z - 1.5) > 1e-3)]
     numeric = (sigma(name, inner + 1e-6, RAMP) - sigma(name, inner - 1e-6, RAMP)) / 2e-6
