@@ -26,11 +26,25 @@ dt · Σ_axes (Dif/h²) (B(δ_{j+½}) + B(−δ_{j−½})) ≤ 1 in every cell; 
 from __future__ import annotations
 
 import math
+import types
+from typing import Callable
 
 import numpy as np
 from numba import njit, prange
 
 MINMOD_THETA = 2.0
+
+
+def serial_and_parallel(kernel: Callable) -> tuple[Callable, Callable]:
+    """A serial and a parallel (prange) Numba build of one kernel source, each cached on disk.
+
+    The parallel build compiles a copy of the function named <name>_parallel: numba's cache keys a
+    function by module, name and bytecode, not by parallel=, so two builds under one name load each
+    other's cached machine code (the parallel build then runs serially, or the serial one in threads).
+    """
+    twin = types.FunctionType(kernel.__code__, kernel.__globals__, kernel.__name__ + "_parallel")
+    twin.__qualname__ = kernel.__qualname__ + "_parallel"
+    return njit(cache=True)(kernel), njit(cache=True, parallel=True)(twin)
 
 
 @njit(cache=True, inline="always")
@@ -83,8 +97,7 @@ def _axis_flux_divergence(rho: np.ndarray, zeta: np.ndarray, h: float, out: np.n
     return amax.max() if amax.size else 0.0
 
 
-axis_flux_divergence = njit(cache=True)(_axis_flux_divergence)
-axis_flux_divergence_parallel = njit(cache=True, parallel=True)(_axis_flux_divergence)
+axis_flux_divergence, axis_flux_divergence_parallel = serial_and_parallel(_axis_flux_divergence)
 
 
 def axis_flux_divergence_numpy(rho: np.ndarray, zeta: np.ndarray, h: float, out: np.ndarray) -> float:
@@ -146,8 +159,7 @@ def _axis_sg_divergence(rho: np.ndarray, psi: np.ndarray, h: float, out: np.ndar
     return rates.max() if rates.size else 0.0
 
 
-axis_sg_divergence = njit(cache=True)(_axis_sg_divergence)
-axis_sg_divergence_parallel = njit(cache=True, parallel=True)(_axis_sg_divergence)
+axis_sg_divergence, axis_sg_divergence_parallel = serial_and_parallel(_axis_sg_divergence)
 
 
 def bernoulli_array(z: np.ndarray) -> np.ndarray:

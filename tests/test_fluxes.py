@@ -111,6 +111,18 @@ def test_potential_kernels_match_numpy_twins():
         np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-12)
 
 
+def test_serial_and_parallel_builds_are_distinct_in_the_cache():
+    """numba's on-disk cache keys a function by name and bytecode, not by parallel=: each pair must have
+    two names (else the parallel build silently loads the serial machine code, or the reverse)."""
+    from pde import fluxes
+
+    for name in ("axis_flux_divergence", "axis_sg_divergence"):
+        serial, parallel = getattr(fluxes, name), getattr(fluxes, name + "_parallel")
+        assert serial.py_func.__code__ is parallel.py_func.__code__
+        assert serial.py_func.__qualname__ != parallel.py_func.__qualname__
+        assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+
+
 @pytest.mark.parametrize("shape3", [(1, 50, 1), (3, 17, 70), (6, 2, 1)])
 def test_sg_kernel_matches_numpy_twin_and_parallel_build(shape3):
     from pde.fluxes import axis_sg_divergence, axis_sg_divergence_numpy, axis_sg_divergence_parallel
