@@ -15,7 +15,7 @@ def random_state(rng, shape, holes=True):
     return rho, zeta
 
 
-@pytest.mark.parametrize("shape3", [(1, 50, 1), (3, 17, 4), (1, 2, 1), (5, 9, 1)])
+@pytest.mark.parametrize("shape3", [(1, 50, 1), (3, 17, 4), (1, 2, 1), (5, 9, 1), (2, 1, 3), (40, 33, 1), (2, 9, 600)])
 def test_kernel_matches_numpy_twin(shape3):
     rng = np.random.default_rng(sum(shape3))
     rho, zeta = random_state(rng, shape3)
