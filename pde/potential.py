@@ -116,6 +116,12 @@ class PotentialOperator:
             self.phi, self.dropped_eigenvalue = compress_features(self.phi, self.weights)
             self.weights = np.ones(len(self.phi))
 
+    @property
+    def depends_on_rho(self) -> bool:
+        """Whether Ψ_λ[ρ] changes with ρ: only through the interaction Φᵀ(w ∘ Φρ|cell|), so not when there are
+        no features (OU, heat) or all their weights are 0. The solver then computes ζ or the SG weights once."""
+        return bool(np.any(self.weights != 0.0))
+
     def moments(self, rho: np.ndarray) -> np.ndarray:
         """f = Φρ|cell|, shape (K,): the network output at the feature nodes."""
         out = np.empty(len(self.phi))

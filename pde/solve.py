@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from mfdyn.errors import BlowUp
-from pde.fluxes import flux_divergence, sg_divergence
+from pde.fluxes import SGWeights, flux_divergence, sg_apply, sg_weights
 from pde.grid import Grid
 from pde.potential import PotentialOperator
 from pde.steppers import SSPRK3, LinearlyImplicit
@@ -40,23 +40,38 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
     control), "implicit" the linearly implicit step of size dt (β < ∞ only).
     """
     grid: Grid = op.grid
-    out = np.empty(grid.shape)
     beta = op.beta
+    dif = 2.0 * xi / beta
+
+    def flux_field(rho: np.ndarray) -> np.ndarray | SGWeights:
+        """What the fluxes take from Ψ_λ[ρ]: ζ = 2ξΨ_λ (upwind), or the SG face weights of ψ (β < ∞)."""
+        if math.isinf(beta):
+            return 2.0 * xi * op.psi(rho)
+        return sg_weights(op.psi_noisy(rho), grid.widths, beta, dif)
+
+    # Without interaction ψ, hence ζ or the weights, is the same at every stage: compute it once.
+    frozen = None if op.depends_on_rho else flux_field(np.asarray(rho0, dtype=float))
+
+    def field_at(rho: np.ndarray) -> np.ndarray | SGWeights:
+        return flux_field(rho) if frozen is None else frozen
+
+    out = np.empty(grid.shape)
 
     def rhs(rho: np.ndarray) -> tuple[np.ndarray, float]:
         if math.isinf(beta):
-            amax = flux_divergence(rho, 2.0 * xi * op.psi(rho), grid.widths, out)
+            amax = flux_divergence(rho, field_at(rho), grid.widths, out)
             with np.errstate(divide="ignore"):
                 bound = float(np.min(grid.widths / (2.0 * grid.ndim * amax)))
         else:
-            rates = sg_divergence(rho, op.psi_noisy(rho), grid.widths, out, beta, 2.0 * xi / beta)
-            bound = 1.0 / rates.sum() if rates.sum() > 0 else np.inf
+            weights = field_at(rho)
+            sg_apply(rho, weights, out)
+            bound = weights.dt_max
         return out.copy(), bound
 
     if stepper == "implicit":
         if math.isinf(beta) or dt is None:
             raise ValueError("the implicit stepper needs a finite dynamics.beta and a step pde.dt")
-        advance = LinearlyImplicit(op.psi_noisy, grid.widths, beta, 2.0 * xi / beta, dt)
+        advance = LinearlyImplicit(field_at, dt, psi_fixed=frozen is not None)
     else:
         advance = SSPRK3(rhs, cfl, rtol)
         advance.dt_error = dt_next

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from pde.fluxes import bernoulli_array
+from pde.fluxes import SGWeights
 
 # rhs(rho) -> (drho/dt, dt_max): dt_max is the positivity bound of a forward-Euler step at that state
 RHS = Callable[[np.ndarray], tuple[np.ndarray, float]]
@@ -55,41 +55,42 @@ class SSPRK3:
             dt = self.cfl * b1
 
 
-def sg_matrix(psi: np.ndarray, widths: np.ndarray, beta: float, dif: float) -> sp.csc_matrix:
-    """The Scharfetter–Gummel operator A (dρ/dt = Aρ) for a frozen ψ on the grid, flattened in C order.
+def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
+    """The Scharfetter–Gummel operator A (dρ/dt = Aρ) of the face weights of a frozen ψ, flattened in C order.
 
     For each face between cells i and i' (next along an axis), mass moves i → i' at rate
-    (Dif/h²) B(β(ψ_i' − ψ_i)) and i' → i at (Dif/h²) B(β(ψ_i − ψ_i')): A has zero column sums (mass)
-    and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (MATH §5).
+    forward = (Dif/h²) B(β(ψ_i' − ψ_i)) and i' → i at backward = (Dif/h²) B(β(ψ_i − ψ_i')): A has zero
+    column sums (mass) and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (MATH §5).
     """
-    index = np.arange(psi.size).reshape(psi.shape)
+    shape = (weights.forward[0].shape[0] + 1,) + weights.forward[0].shape[1:]      # the grid's
+    index = np.arange(int(np.prod(shape))).reshape(shape)
     rows, cols, vals = [], [], []
-    for axis, h in enumerate(widths):
-        lo = [slice(None)] * psi.ndim
-        hi = [slice(None)] * psi.ndim
+    for axis, (forward, backward) in enumerate(zip(weights.forward, weights.backward)):
+        lo = [slice(None)] * len(shape)
+        hi = [slice(None)] * len(shape)
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
         i, j = index[tuple(lo)].ravel(), index[tuple(hi)].ravel()
-        delta = beta * (psi[tuple(hi)] - psi[tuple(lo)]).ravel()
-        forward, backward = dif / h**2 * bernoulli_array(delta), dif / h**2 * bernoulli_array(-delta)
         rows += [i, j, i, j]
         cols += [i, i, j, j]
-        vals += [-forward, forward, backward, -backward]
+        vals += [-forward.ravel(), forward.ravel(), backward.ravel(), -backward.ravel()]
     return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(psi.size, psi.size))
+                         shape=(index.size, index.size))
 
 
 class LinearlyImplicit:
     """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (MATH §5): positive and mass-conserving for any dt,
-    first order in time. psi_of(ρ) gives the grid-shaped ψ = Ψ_λ − β⁻¹ log J; sparse LU solves."""
+    first order in time. weights_of(ρ) gives the SG face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J; sparse LU
+    solves. With psi_fixed (ψ does not depend on ρ) the factorisation is kept while dt stays the same."""
 
-    def __init__(self, psi_of: Callable[[np.ndarray], np.ndarray], widths: np.ndarray, beta: float,
-                 dif: float, dt: float):
-        self.psi_of, self.widths, self.beta, self.dif, self.dt = psi_of, widths, beta, dif, dt
+    def __init__(self, weights_of: Callable[[np.ndarray], SGWeights], dt: float, psi_fixed: bool = False):
+        self.weights_of, self.dt, self.psi_fixed = weights_of, dt, psi_fixed
         self.rejected = 0
+        self._factor: tuple[float, object] | None = None
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
         dt = min(self.dt, dt_wanted)
-        a = sg_matrix(self.psi_of(rho), self.widths, self.beta, self.dif)
-        system = (sp.identity(rho.size, format="csc") - dt * a).tocsc()
-        new = splu(system).solve(rho.ravel()).reshape(rho.shape)
+        if not (self.psi_fixed and self._factor is not None and self._factor[0] == dt):
+            a = sg_matrix(self.weights_of(rho))
+            self._factor = (dt, splu((sp.identity(rho.size, format="csc") - dt * a).tocsc()))
+        new = self._factor[1].solve(rho.ravel()).reshape(rho.shape)
         return np.maximum(new, 0.0), dt      # the M-matrix keeps ρ ≥ 0; clip round-off below 0

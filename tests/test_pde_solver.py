@@ -96,3 +96,36 @@ def test_grid_convergence_of_the_risk():
     orders = np.log2(d1 / d2)
     assert np.all(orders > 1.8), orders
     assert d2[-1] < 1e-3          # shipped config: 1600 cells; doubling moves R(10) by < 1e−3
+
+
+def _ou(beta, shape=(40, 36)):
+    from mfdyn.problems.linear_flows import OrnsteinUhlenbeck
+
+    problem = OrnsteinUhlenbeck(OrnsteinUhlenbeck.Params(stiffness=(1.0, 0.5)), InitConfig(mean=(0.3, -0.2)))
+    grid = Grid(((-2.6, 2.6), (-2.6, 2.6)), shape, problem.coords)
+    return PotentialOperator(problem.grid_model(grid.centres), grid, beta=beta), problem.initial_cell_averages(grid.edges)
+
+
+def test_potential_knows_when_it_does_not_depend_on_rho():
+    from mfdyn.problems.linear_flows import QuadraticInteraction
+
+    assert not _ou(10.0)[0].depends_on_rho and not _ou(np.inf)[0].depends_on_rho
+    _, op, _ = setup(0.8, 50)
+    assert op.depends_on_rho                                   # MMN: interaction through the features
+    problem = QuadraticInteraction(QuadraticInteraction.Params(stiffness=(0.5, 0.0)), InitConfig(mean=(0.4, -0.3)))
+    grid = Grid(((-2.5, 3.0), (-3.0, 2.5)), (10, 10), problem.coords)
+    assert PotentialOperator(problem.grid_model(grid.centres), grid, beta=5.0).depends_on_rho
+
+
+@pytest.mark.parametrize("beta,stepper", [(10.0, "explicit"), (np.inf, "explicit"), (10.0, "implicit")])
+def test_frozen_potential_gives_the_same_solve_as_recomputing_it(beta, stepper, monkeypatch):
+    """Without interaction the solver computes ζ or the SG weights (and the implicit LU) once; recomputing
+    them every stage, as with interaction, must give the same states bit for bit."""
+    op, rho0 = _ou(beta)
+    times = [0.05, 0.1, 0.3]
+    frozen = list(solve(op, rho0, times, xi=0.5, stepper=stepper, dt=0.02))
+    monkeypatch.setattr(PotentialOperator, "depends_on_rho", property(lambda self: True))
+    fresh = list(solve(op, rho0, times, xi=0.5, stepper=stepper, dt=0.02))
+    assert [s.steps for s in frozen] == [s.steps for s in fresh] and frozen[-1].steps > 5
+    for a, b in zip(frozen, fresh):
+        np.testing.assert_array_equal(a.rho, b.rho)
