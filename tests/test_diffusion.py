@@ -57,12 +57,10 @@ def _rhs_sg(op, xi):
 
     weights_of = _weights_of(op, xi)
 
-    out = np.empty(op.grid.shape)
-
-    def rhs(rho):
+    def rhs(rho, out):
         weights = weights_of(rho)
         sg_apply(rho, weights, out)
-        return out.copy(), weights.dt_max
+        return weights.dt_max
     return rhs
 
 
