@@ -7,7 +7,7 @@ coarsest grid (of CELLS) whose cell averages are within 1e−3 in L1 of the exac
 (benchmarks/peers/pypde_ou.py, in its own venv: `pip install py-pde`) with its best setting found
 by the same rule. Warm solve times (median of 3), and whole commands in a subprocess (mfdyn's numba
 cache warm; py-pde compiles its expression PDE every process).
-Usage: python benchmarks/bench_fv.py --pypde-python PATH [--pypde-cells 240 --pypde-dt 5e-4]
+Usage: python benchmarks/bench_fv.py --pypde-python PATH [--pypde-cells 240 --pypde-dt 1e-3]
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pypde-python", required=True)
     parser.add_argument("--pypde-cells", default="240")
-    parser.add_argument("--pypde-dt", default="5e-4")
+    parser.add_argument("--pypde-dt", default="1e-3")            # py-pde's best setting under 1e−3 (RESULTS.md)
     args = parser.parse_args()
     for cells in CELLS:
         error, seconds = mfdyn_solve(cells)

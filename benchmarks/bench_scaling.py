@@ -17,7 +17,8 @@ from mfdyn.problems import make_problem
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from particles.sgd import sgd_steps_ramp
 from pde import Grid, PotentialOperator
-from pde.fluxes import axis_flux_divergence_parallel, flux_divergence
+from pde.fluxes import (axis_flux_divergence, axis_flux_divergence_parallel, axis_sg_apply, axis_sg_apply_parallel,
+                        flux_divergence)
 from pde.potential import expand_kernel, moments_kernel
 
 
@@ -44,7 +45,7 @@ def grid_table() -> None:
         op = PotentialOperator(problem.grid_model(grid.centres), grid)
         rho = problem.initial_cell_averages(grid.edges)
         out = np.empty(grid.shape)
-        seconds = median_time(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out), 5)
+        seconds = median_time(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out), 15)
         cells = rho.size
         print(f"{'×'.join(map(str, shape)):>46}  {seconds * 1e3:7.2f}  {seconds / cells * 1e9:7.1f}"
               f"   (K = {op.phi.shape[0]} features after compression)")
@@ -57,9 +58,22 @@ def bandwidth() -> None:
     out = np.zeros_like(rho)
     src, dst = rng.random(rho.size * 3), np.empty(rho.size * 3)           # read 2 arrays + read/write 1
     copy = median_time(lambda: np.copyto(dst, src), 5)
-    flux = median_time(lambda: axis_flux_divergence_parallel(rho, zeta, 0.1, out), 5)
+    print(f"  copy (one thread, read + write): {2 * src.nbytes / copy / 1e9:6.1f} GB/s")
     moved = 4 * rho.nbytes                                                # rho, zeta, out read, out write
-    print(f"  flux kernel, 2048² cells: {moved / flux / 1e9:6.1f} GB/s   copy: {2 * src.nbytes / copy / 1e9:6.1f} GB/s")
+    # A 2-D solve sweeps both axes: the middle one (Q = 2048) and the last (Q = 1). The serial build
+    # is the like-for-like peer of the one-thread copy; the parallel one is what large grids use.
+    for label, shape3 in (("middle axis", (1, 2048, 2048)), ("last axis", (2048, 2048, 1))):
+        r, z, o = rho.reshape(shape3), zeta.reshape(shape3), out.reshape(shape3)
+        serial = median_time(lambda: axis_flux_divergence(r, z, 0.1, o), 5)
+        parallel = median_time(lambda: axis_flux_divergence_parallel(r, z, 0.1, o), 5)
+        print(f"  upwind flux kernel, 2048² cells, {label:<11}: serial {moved / serial / 1e9:6.1f} GB/s,"
+              f" parallel {moved / parallel / 1e9:6.1f} GB/s   (ρ, ζ read, out read + write)")
+    faces, flat = rng.random((2, 2048, 2047)), rho.reshape(2048, 2048)
+    moved = 3 * rho.nbytes + faces.nbytes
+    serial = median_time(lambda: axis_sg_apply(flat, faces[0], faces[1], 1, out.reshape(2048, 2048)), 5)
+    parallel = median_time(lambda: axis_sg_apply_parallel(flat, faces[0], faces[1], 1, out.reshape(2048, 2048)), 5)
+    print(f"  SG apply kernel, 2048² cells, last axis  : serial {moved / serial / 1e9:6.1f} GB/s,"
+          f" parallel {moved / parallel / 1e9:6.1f} GB/s   (ρ, two face weights read, out read + write)")
     phi, vec, g = rng.standard_normal((128, 65536)), rng.random(65536), rng.standard_normal(128)
     f, psi = np.empty(128), np.empty(65536)
     src2, dst2 = rng.random(phi.size), np.empty(phi.size)
