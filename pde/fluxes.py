@@ -32,12 +32,12 @@ between them. Kernels `axis_sg_weights`, `axis_sg_apply`; twins `axis_sg_weights
 from __future__ import annotations
 
 import math
-import types
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numba import njit, prange
+
+from mfdyn.builds import serial_and_parallel
 
 MINMOD_THETA = 2.0
 
@@ -45,18 +45,6 @@ Q_BLOCK = 256                # q-columns per task: tasks (p, q-block) write disj
 P_BLOCK = 16                 # rows per task when the axis is the last one (Q = 1)
 CELL_CHUNK = 8192            # cells per task of axis_sg_apply
 PARALLEL_MIN_CELLS = 1 << 15  # below this the threads cost more than they save
-
-
-def serial_and_parallel(kernel: Callable) -> tuple[Callable, Callable]:
-    """A serial and a parallel (prange) Numba build of one kernel source, each cached on disk.
-
-    The parallel build compiles a copy of the function named <name>_parallel: numba's cache keys a
-    function by module, name and bytecode, not by parallel=, so two builds under one name load each
-    other's cached machine code (the parallel build then runs serially, or the serial one in threads).
-    """
-    twin = types.FunctionType(kernel.__code__, kernel.__globals__, kernel.__name__ + "_parallel")
-    twin.__qualname__ = kernel.__qualname__ + "_parallel"
-    return njit(cache=True)(kernel), njit(cache=True, parallel=True)(twin)
 
 
 @njit(cache=True, inline="always")

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from mfdyn.builds import serial_and_parallel
 from mfdyn.problems import GridModel
 from pde.grid import Grid
 
-_BLOCK = 4096  # columns per task in expand_kernel
+_BLOCK = 4096                 # columns per task in expand_kernel
+PARALLEL_MIN_ENTRIES = 1 << 18  # entries of Φ (2 MB) from which the kernels run on all cores
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def moments_kernel(phi: np.ndarray, rho: np.ndarray, vol: float, out: np.ndarray) -> None:
+def _moments_kernel(phi: np.ndarray, rho: np.ndarray, vol: float, out: np.ndarray) -> None:
     """out_k = vol Σ_c Φ_kc ρ_c. One row per task, so each sum has one fixed order whatever the thread
     count (reassociation only lets the compiler vectorise within the row)."""
     for k in prange(phi.shape[0]):
@@ -21,8 +22,7 @@ def moments_kernel(phi: np.ndarray, rho: np.ndarray, vol: float, out: np.ndarray
         out[k] = acc * vol
 
 
-@njit(cache=True, parallel=True)
-def expand_kernel(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndarray) -> None:
+def _expand_kernel(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndarray) -> None:
     """out_c = base_c + Σ_k g_k Φ_kc, by blocks of columns, eight rows of Φ per pass.
 
     Each block of out stays in cache while the rows stream by; taking eight rows per pass loads and
@@ -47,6 +47,20 @@ def expand_kernel(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndar
             for c in range(c0, c1):
                 out[c] += gk * phi[k, c]
             k += 1
+
+
+moments_serial, moments_parallel = serial_and_parallel(_moments_kernel, fastmath={"reassoc", "contract"})
+expand_serial, expand_parallel = serial_and_parallel(_expand_kernel)
+
+
+def moments_kernel(phi: np.ndarray, rho: np.ndarray, vol: float, out: np.ndarray) -> None:
+    """out_k = vol Σ_c Φ_kc ρ_c (K,), for Φ (K, M) and ρ (M,); threads from PARALLEL_MIN_ENTRIES on."""
+    (moments_parallel if phi.size >= PARALLEL_MIN_ENTRIES else moments_serial)(phi, rho, vol, out)
+
+
+def expand_kernel(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndarray) -> None:
+    """out_c = base_c + Σ_k g_k Φ_kc (M,), for Φ (K, M); threads from PARALLEL_MIN_ENTRIES on."""
+    (expand_parallel if phi.size >= PARALLEL_MIN_ENTRIES else expand_serial)(phi, g, base, out)
 
 
 def moments_numpy(phi: np.ndarray, rho: np.ndarray, vol: float, out: np.ndarray) -> None:

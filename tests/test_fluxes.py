@@ -96,28 +96,36 @@ def test_parallel_build_is_bit_identical_to_serial():
 
 
 def test_potential_kernels_match_numpy_twins():
-    from pde.potential import expand_kernel, expand_numpy, moments_kernel, moments_numpy
+    """Both builds of each Ψ kernel against the NumPy twin, and against each other bit for bit."""
+    from pde.potential import (expand_numpy, expand_parallel, expand_serial, moments_numpy, moments_parallel,
+                               moments_serial)
 
     rng = np.random.default_rng(4)
     for k, m in [(3, 7), (40, 9000), (1, 513), (17, 4097)]:
         phi, rho, g, base = rng.standard_normal((k, m)), rng.random(m), rng.standard_normal(k), rng.standard_normal(m)
-        a, b = np.empty(k), np.empty(k)
-        moments_kernel(phi, rho, 0.37, a)
+        a, a2, b = np.empty(k), np.empty(k), np.empty(k)
+        moments_serial(phi, rho, 0.37, a)
+        moments_parallel(phi, rho, 0.37, a2)
         moments_numpy(phi, rho, 0.37, b)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-        c, d = np.empty(m), np.empty(m)
-        expand_kernel(phi, g, base, c)
+        np.testing.assert_array_equal(a, a2)
+        c, c2, d = np.empty(m), np.empty(m), np.empty(m)
+        expand_serial(phi, g, base, c)
+        expand_parallel(phi, g, base, c2)
         expand_numpy(phi, g, base, d)
         np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(c, c2)
 
 
 def test_serial_and_parallel_builds_are_distinct_in_the_cache():
     """numba's on-disk cache keys a function by name and bytecode, not by parallel=: each pair must have
     two names (else the parallel build silently loads the serial machine code, or the reverse)."""
-    from pde import fluxes
+    from pde import fluxes, potential
 
-    for name in ("axis_flux_divergence", "axis_sg_weights", "axis_sg_apply"):
-        serial, parallel = getattr(fluxes, name), getattr(fluxes, name + "_parallel")
+    pairs = [(getattr(fluxes, n), getattr(fluxes, n + "_parallel"))
+             for n in ("axis_flux_divergence", "axis_sg_weights", "axis_sg_apply")]
+    pairs += [(potential.moments_serial, potential.moments_parallel), (potential.expand_serial, potential.expand_parallel)]
+    for serial, parallel in pairs:
         assert serial.py_func.__code__ is parallel.py_func.__code__
         assert serial.py_func.__qualname__ != parallel.py_func.__qualname__
         assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
