@@ -12,7 +12,7 @@ Every Numba kernel has a readable NumPy twin (`*_numpy`); all update the paramet
 none depends on the thread count. The ramp kernel lets the compiler reassociate its sums (fastmath
 reassoc), which vectorises the dot products <w_i, x>: still one fixed order per build. It works in
 tasks of ROW_CHUNK rows with ŷ summed task by task, so its parallel build (used from
-PARALLEL_MIN_ROWS neurons, where w leaves the core's cache) gives the serial build's numbers.
+PARALLEL_MIN_ROWS neurons, where w no longer fits in one core's cache) gives the serial build's numbers.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
+from mfdyn.builds import serial_and_parallel
 
 _RAMP_FASTMATH = {"reassoc", "contract"}
 
@@ -47,21 +48,23 @@ def _dot_rows(w: np.ndarray, xk: np.ndarray, out: np.ndarray) -> None:
         i += 1
 
 
-ROW_CHUNK = 2048             # rows per task; ŷ's partial sums are added chunk by chunk, in this fixed order
-PARALLEL_MIN_ROWS = 8192     # below this, two thread launches per step cost more than they save
+ROW_CHUNK = 2048             # rows per task; ŷ's partial sums are added task by task, in this fixed order
+PARALLEL_MIN_ROWS = 1 << 15  # below this, a thread launch per step costs more than the second core gives
 
 
 def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
                     t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
     """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ.
 
-    Rows are cut into tasks of ROW_CHUNK. Pass 1, per task: <w_i, x_b>, the task's partial sum of the
-    ramp, and the list of its rows on the ramp's slope (σ' ≠ 0), collected without a branch. Then ŷ
-    from the partial sums in task order. Pass 2, per task: decay, the gradient on the listed rows only
-    (σ' = 0 elsewhere), noise. Each row sees the same operations in the same order whatever the thread
-    count, so the serial and parallel builds agree bit for bit.
+    Rows are cut into tasks of ROW_CHUNK, and each step is one pass over the tasks. A task first
+    finishes the previous step on its rows (decay, the gradient on the rows it listed as being on
+    the ramp's slope, where σ' ≠ 0, and noise), then, while those rows are in its cache, computes
+    <w_i, x_b> for this step, its partial sum of the ramp and its new list (built without a branch).
+    Between passes, ŷ is the sum of the partial sums in task order. Each row sees the same operations
+    in the same order whatever the thread count, so the serial and parallel builds agree bit for bit.
     """
     n, d = w.shape
+    steps = len(y) // batch
     chunks = (n + ROW_CHUNK - 1) // ROW_CHUNK
     slope, width = (s2 - s1) / (t2 - t1), t2 - t1
     decay = 1.0 - step * lam
@@ -70,43 +73,43 @@ def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, ste
     end = np.empty((batch, chunks), dtype=np.int64)
     partial = np.empty((batch, chunks))                # per task, Σ_i clip(<w_i, x_b> − t1, 0, t2 − t1)
     res = np.empty(batch)
-    for s in range(len(y) // batch):
+    for s in range(steps + 1):                         # pass s: the end of step s − 1, the start of step s
         for task in prange(chunks):
             lo, hi = task * ROW_CHUNK, min(n, (task + 1) * ROW_CHUNK)
+            if s > 0:
+                if decay != 1.0:
+                    for i in range(lo, hi):
+                        for a in range(d):
+                            w[i, a] *= decay
+                for b in range(batch):
+                    xk, g = x[(s - 1) * batch + b], res[b]
+                    for j in range(lo, end[b, task]):
+                        i = active[b, j]
+                        for a in range(d):
+                            w[i, a] += g * xk[a]
+                if noise.shape[0] > 0:
+                    for i in range(lo, hi):
+                        for a in range(d):
+                            w[i, a] += noise[s - 1, i, a]
+            if s < steps:
+                for b in range(batch):
+                    _dot_rows(w[lo:hi], x[s * batch + b], pre[b, lo:hi])
+                    acc, m = 0.0, lo
+                    for i in range(lo, hi):
+                        z = pre[b, i]
+                        acc += min(max(z - t1, 0.0), width)
+                        active[b, m] = i
+                        m += (z > t1) & (z < t2)
+                    partial[b, task], end[b, task] = acc, m
+        if s < steps:
             for b in range(batch):
-                _dot_rows(w[lo:hi], x[s * batch + b], pre[b, lo:hi])
-                acc, m = 0.0, lo
-                for i in range(lo, hi):
-                    z = pre[b, i]
-                    acc += min(max(z - t1, 0.0), width)
-                    active[b, m] = i
-                    m += (z > t1) & (z < t2)
-                partial[b, task], end[b, task] = acc, m
-        for b in range(batch):
-            acc = 0.0
-            for task in range(chunks):
-                acc += partial[b, task]
-            res[b] = step * slope * (y[s * batch + b] - (s1 + slope * acc / n)) / batch   # ŷ = s1 + slope·acc/N
-        for task in prange(chunks):
-            lo, hi = task * ROW_CHUNK, min(n, (task + 1) * ROW_CHUNK)
-            if decay != 1.0:
-                for i in range(lo, hi):
-                    for a in range(d):
-                        w[i, a] *= decay
-            for b in range(batch):
-                xk, g = x[s * batch + b], res[b]
-                for j in range(lo, end[b, task]):
-                    i = active[b, j]
-                    for a in range(d):
-                        w[i, a] += g * xk[a]
-            if noise.shape[0] > 0:
-                for i in range(lo, hi):
-                    for a in range(d):
-                        w[i, a] += noise[s, i, a]
+                acc = 0.0
+                for task in range(chunks):
+                    acc += partial[b, task]
+                res[b] = step * slope * (y[s * batch + b] - (s1 + slope * acc / n)) / batch   # ŷ = s1 + slope·acc/N
 
 
-sgd_steps_ramp_serial = njit(cache=True, fastmath=_RAMP_FASTMATH)(_sgd_steps_ramp)
-sgd_steps_ramp_parallel = njit(cache=True, fastmath=_RAMP_FASTMATH, parallel=True)(_sgd_steps_ramp)
+sgd_steps_ramp_serial, sgd_steps_ramp_parallel = serial_and_parallel(_sgd_steps_ramp, fastmath=_RAMP_FASTMATH)
 
 
 def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,

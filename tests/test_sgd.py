@@ -51,6 +51,7 @@ def test_parallel_build_gives_the_serial_numbers_for_any_thread_count(batch, lam
             np.testing.assert_array_equal(parallel, serial)
     finally:
         numba.set_num_threads(threads)
+    assert sgd_steps_ramp_serial.py_func.__qualname__ != sgd_steps_ramp_parallel.py_func.__qualname__  # own cache
     twin = w.copy()
     sgd_steps_ramp_numpy(twin, *args)
     assert not np.allclose(serial, w)
