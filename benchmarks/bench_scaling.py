@@ -1,6 +1,8 @@
 """Benchmark: how cost grows with N and with the grid, and the kernels' memory bandwidth (issue 7).
 
-1. SGD (MMN isotropic, d = 40, online): time per step for N = 10³ … 10⁶, and per step per neuron.
+0. The cost of starting one parallel region (numba's OpenMP threads), by libgomp wait policy.
+1. SGD (MMN isotropic, d = 40, online): time per step for N = 10³ … 10⁶, per step per neuron, and the
+   rate at which w is read, for the serial build and as a run uses it (threads from PARALLEL_MIN_ROWS).
 2. Grid (2-D teacher–student with 128 nodes compressed as in a run; 3-D OU): time of one explicit
    right-hand side (Ψ + fluxes) for 64² … 512² and 64³, and per cell.
 3. Bandwidth: bytes a kernel must move (read + write of its arrays) over its time, against a plain copy
@@ -9,13 +11,17 @@ Usage: python benchmarks/bench_scaling.py
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 from timing import median_time
 
 from mfdyn.config import InitConfig, load_config
 from mfdyn.problems import make_problem
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
-from particles.sgd import sgd_steps_ramp
+from particles.sgd import PARALLEL_MIN_ROWS, sgd_steps_ramp, sgd_steps_ramp_serial
 from pde import Grid, PotentialOperator
 from pde.fluxes import (axis_flux_divergence, axis_flux_divergence_parallel, axis_sg_apply, axis_sg_apply_parallel,
                         flux_divergence)
@@ -26,13 +32,45 @@ def sgd_table() -> None:
     problem = MMNIsotropic(MMNIsotropicParams(), InitConfig())
     rng = np.random.default_rng(0)
     r = problem.ramp
-    print("SGD, MMN isotropic d = 40:     N   µs/step   ns/step/neuron")
+    print(f"SGD, MMN isotropic d = 40, online; w (N × 40) is read once per step; both cores from N = {PARALLEL_MIN_ROWS}")
+    print("         N   serial µs/step  ns/neuron  GB/s of w  |  as run µs/step  ns/neuron  GB/s of w")
     for n in (1_000, 10_000, 100_000, 1_000_000):
         steps = max(20, 2_000_000 // n)
         w = problem.sample_initial(n, rng)
         x, y = problem.sample_data(steps, rng)
-        seconds = median_time(lambda: sgd_steps_ramp(w, x, y, 1, 2e-4, 0.0, r.t1, r.t2, r.s1, r.s2, np.empty((0, 1, 1))), 3)
-        print(f"{n:>36}  {seconds / steps * 1e6:9.1f}   {seconds / steps / n * 1e9:8.2f}")
+        args = (x, y, 1, 2e-4, 0.0, r.t1, r.t2, r.s1, r.s2, np.empty((0, 1, 1)))
+        line = f"{n:>10}"
+        for kernel in (sgd_steps_ramp_serial, sgd_steps_ramp):
+            per_step = median_time(lambda: kernel(w, *args), 3) / steps
+            line += f"   {per_step * 1e6:12.1f}  {per_step / n * 1e9:9.2f}  {w.nbytes / per_step / 1e9:9.1f}  |"
+        print(line.rstrip("|"))
+
+
+LAUNCH = """
+import time, numpy as np
+from numba import njit, prange
+@njit(parallel=True)
+def regions(a, reps):
+    for r in range(reps):
+        for c in prange(a.shape[0]):
+            a[c] += 1.0
+a = np.zeros(8)
+regions(a, 10)
+start = time.perf_counter()
+regions(a, 200)
+print((time.perf_counter() - start) / 200)
+"""
+
+
+def thread_launch() -> None:
+    """The cost of one empty parallel region of numba's OpenMP layer, with libgomp's default wait policy
+    and with the passive one mfdyn sets on import (each in a fresh process: libgomp reads it on load)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    costs = {}
+    for label, extra in (("libgomp default", {}), ("OMP_WAIT_POLICY=PASSIVE (mfdyn)", {"OMP_WAIT_POLICY": "PASSIVE"})):
+        out = subprocess.run([sys.executable, "-c", LAUNCH], env=env | extra, capture_output=True, text=True, check=True)
+        costs[label] = float(out.stdout)
+    print("one parallel region (empty prange): " + ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in costs.items()))
 
 
 def grid_table() -> None:
@@ -85,6 +123,7 @@ def bandwidth() -> None:
 
 
 if __name__ == "__main__":
+    thread_launch()
     sgd_table()
     grid_table()
     bandwidth()
