@@ -64,13 +64,22 @@ print((time.perf_counter() - start) / 200)
 
 def thread_launch() -> None:
     """The cost of one empty parallel region of numba's OpenMP layer, with libgomp's default wait policy
-    and with the passive one mfdyn sets on import (each in a fresh process: libgomp reads it on load)."""
+    and with the passive one mfdyn sets on import (each in a fresh process: libgomp reads it on load),
+    on an idle machine and while another process keeps one core busy."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    costs = {}
-    for label, extra in (("libgomp default", {}), ("OMP_WAIT_POLICY=PASSIVE (mfdyn)", {"OMP_WAIT_POLICY": "PASSIVE"})):
-        out = subprocess.run([sys.executable, "-c", LAUNCH], env=env | extra, capture_output=True, text=True, check=True)
-        costs[label] = float(out.stdout)
-    print("one parallel region (empty prange): " + ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in costs.items()))
+    for busy in (False, True):
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            costs = {}
+            for label, extra in (("libgomp default", {}), ("OMP_WAIT_POLICY=PASSIVE (mfdyn)", {"OMP_WAIT_POLICY": "PASSIVE"})):
+                out = subprocess.run([sys.executable, "-c", LAUNCH], env=env | extra, capture_output=True, text=True,
+                                     check=True)
+                costs[label] = float(out.stdout)
+        finally:
+            if spinner is not None:
+                spinner.kill()
+        print(f"one parallel region (empty prange), {'another process busy on one core' if busy else 'machine idle'}: "
+              + ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in costs.items()))
 
 
 def grid_table() -> None:

@@ -44,7 +44,7 @@ MINMOD_THETA = 2.0
 Q_BLOCK = 256                # q-columns per task: tasks (p, q-block) write disjoint parts of out
 P_BLOCK = 16                 # rows per task when the axis is the last one (Q = 1)
 CELL_CHUNK = 8192            # cells per task of axis_sg_apply
-PARALLEL_MIN_CELLS = 1 << 15  # below this the threads cost more than they save
+PARALLEL_MIN_CELLS = 1 << 20  # below this a thread wake-up (up to 0.15 ms here) costs more than it saves
 
 
 @njit(cache=True, inline="always")
