@@ -1,6 +1,7 @@
 """Benchmark: how cost grows with N and with the grid, and the kernels' memory bandwidth (issue 7).
 
-0. The cost of starting one parallel region (numba's OpenMP threads), by libgomp wait policy.
+0. The cost of starting one parallel region (numba's OpenMP threads), by libgomp wait policy: it sets
+   how much work a kernel needs before its parallel build pays.
 1. SGD (MMN isotropic, d = 40, online): time per step for N = 10³ … 10⁶, per step per neuron, and the
    rate at which w is read, for the serial build and as a run uses it (threads from PARALLEL_MIN_ROWS).
 2. Grid (2-D teacher–student with 128 nodes compressed as in a run; 3-D OU): time of one explicit
@@ -64,14 +65,14 @@ print((time.perf_counter() - start) / 200)
 
 def thread_launch() -> None:
     """The cost of one empty parallel region of numba's OpenMP layer, with libgomp's default wait policy
-    and with the passive one mfdyn sets on import (each in a fresh process: libgomp reads it on load),
-    on an idle machine and while another process keeps one core busy."""
+    (spin, then sleep) and with OMP_WAIT_POLICY=PASSIVE (each in a fresh process: libgomp reads it on
+    load), on an idle machine and while another process keeps one core busy."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     for busy in (False, True):
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             costs = {}
-            for label, extra in (("libgomp default", {}), ("OMP_WAIT_POLICY=PASSIVE (mfdyn)", {"OMP_WAIT_POLICY": "PASSIVE"})):
+            for label, extra in (("libgomp default", {}), ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})):
                 out = subprocess.run([sys.executable, "-c", LAUNCH], env=env | extra, capture_output=True, text=True,
                                      check=True)
                 costs[label] = float(out.stdout)

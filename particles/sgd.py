@@ -49,7 +49,7 @@ def _dot_rows(w: np.ndarray, xk: np.ndarray, out: np.ndarray) -> None:
 
 
 ROW_CHUNK = 2048             # rows per task; ŷ's partial sums are added task by task, in this fixed order
-PARALLEL_MIN_ROWS = 1 << 15  # below this, a thread launch per step costs more than the second core gives
+PARALLEL_MIN_ROWS = 1 << 14  # from here the second core pays: 1.6x at 2^14, 2.3x at 1e5 (bench_scaling.py)
 
 
 def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
