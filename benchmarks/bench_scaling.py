@@ -96,7 +96,7 @@ def grid_table() -> None:
         seconds = median_time(lambda: flux_divergence(rho, op.psi(rho), grid.widths, out), 15)
         cells = rho.size
         print(f"{'×'.join(map(str, shape)):>46}  {seconds * 1e3:7.2f}  {seconds / cells * 1e9:7.1f}"
-              f"   (K = {op.phi.shape[0]} features after compression)")
+              f"   ({f'K = {op.phi.shape[0]} features after compression' if op.phi.shape[0] else 'no interaction'})")
 
 
 def bandwidth() -> None:
