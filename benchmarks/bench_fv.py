@@ -22,6 +22,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from timing import median_time, wall_time
 
 from mfdyn.config import load_config
 from mfdyn.problems import make_problem
@@ -59,18 +60,18 @@ def mfdyn_solve(cells: int) -> tuple[float, float]:
     op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=config.dynamics.beta)
     rho0 = problem.initial_cell_averages(grid.edges)
     exact = problem.exact_cell_averages(grid.edges, 1.0, 0.5, 0.0, config.dynamics.beta)
-    times, final = [], None
-    for _ in range(4):
-        start = time.perf_counter()
-        final = list(solve(op, rho0, [1.0], 0.5))[-1].rho
-        times.append(time.perf_counter() - start)
-    return float(np.abs(final - exact).sum() * grid.cell_volume), float(np.median(times[1:]))
+    final = {}
+
+    def run() -> None:
+        final["rho"] = list(solve(op, rho0, [1.0], 0.5))[-1].rho
+
+    seconds = median_time(run, 3)
+    return float(np.abs(final["rho"] - exact).sum() * grid.cell_volume), seconds
 
 
-def whole(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start
+def whole(command: list[str], **options) -> float:
+    """Wall seconds of one run of command in a subprocess (start-up and compilation included)."""
+    return wall_time(lambda: subprocess.run(command, check=True, capture_output=True, **options))
 
 
 def main() -> None:
@@ -89,9 +90,7 @@ def main() -> None:
         config.write_text(CONFIG.format(cells=cells))
         command = [sys.executable, "-m", "validation.cli", "run", str(config), "--engine", "pde", "--out"]
         cold_env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "cold-cache"))
-        start = time.perf_counter()
-        subprocess.run(command + [str(Path(tmp) / "cold.h5")], check=True, capture_output=True, env=cold_env)
-        ours_cold = time.perf_counter() - start
+        ours_cold = whole(command + [str(Path(tmp) / "cold.h5")], env=cold_env)
         with h5py.File(Path(tmp) / "cold.h5", "r") as f:
             cold_compile = float(f.attrs["compile_seconds"])
         whole(command + [str(Path(tmp) / "w.h5")])

@@ -15,12 +15,11 @@ Usage: python benchmarks/bench_sweep.py
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
-from timing import median_time
+from timing import median_time, wall_time
 
 from mfdyn.config import load_config
 from mfdyn.problems import make_problem
@@ -31,12 +30,6 @@ from validation.sweep import load_sweep, member_gaps
 
 SWEEP = Path(__file__).resolve().parent.parent / "configs" / "n_scaling.toml"
 SEEDS = 8
-
-
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def stacking_bound(problem, n: int, steps: int) -> float:
@@ -74,10 +67,10 @@ def main() -> None:
                 list(run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times))
                 execute(config, Path(tmp) / "warm.h5", "particles")
                 member_gaps(Path(tmp) / "warm.h5", pde_file)
-            sgd = seconds(lambda: list(run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times)))
+            sgd = wall_time(lambda: list(run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times)))
             run_file = Path(tmp) / f"run-{k}.h5"
-            member = seconds(lambda: execute(config, run_file, "particles"))
-            analysis = seconds(lambda: member_gaps(run_file, pde_file))
+            member = wall_time(lambda: execute(config, run_file, "particles"))
+            analysis = wall_time(lambda: member_gaps(run_file, pde_file))
             bound = stacking_bound(problem, p.n, int(round(dyn.t_end / p.eps)))
             for key, value in (("sgd", sgd), ("member", member), ("analysis", analysis)):
                 total[key] += value
