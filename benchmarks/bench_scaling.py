@@ -24,9 +24,9 @@ from mfdyn.problems import make_problem
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from particles.sgd import PARALLEL_MIN_ROWS, sgd_steps_ramp, sgd_steps_ramp_serial
 from pde import Grid, PotentialOperator
-from pde.fluxes import (axis_flux_divergence, axis_flux_divergence_parallel, axis_sg_apply, axis_sg_apply_parallel,
-                        flux_divergence)
 from pde.potential import expand_kernel, moments_kernel
+from pde.scharfetter_gummel import axis_sg_apply, axis_sg_apply_parallel
+from pde.upwind import axis_flux_divergence, axis_flux_divergence_parallel, flux_divergence
 
 
 def sgd_table() -> None:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
 from mfdyn.errors import BlowUp
-from pde.fluxes import SGWeights, flux_divergence, sg_apply, sg_weights
 from pde.grid import Grid
 from pde.potential import PotentialOperator
-from pde.steppers import SSPRK3, LinearlyImplicit
-
-STEPPERS = ("explicit", "implicit")
+from pde.scharfetter_gummel import SGWeights, sg_apply, sg_weights
+from pde.steppers import STEPPERS, StepperInputs
+from pde.upwind import flux_divergence
 
 
 @dataclass
@@ -36,9 +35,12 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
     if the density stops being finite and non-negative or the time step collapses.
 
     β = op.beta. Noiseless: upwind fluxes of ζ = 2ξΨ_λ. Noisy: Scharfetter–Gummel fluxes with
-    ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (MATH §5). stepper "explicit" is SSP-RK3 (rtol: local error
-    control), "implicit" the linearly implicit step of size dt (β < ∞ only).
+    ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (MATH §5). stepper: a name in pde.steppers.STEPPERS, e.g.
+    "explicit" is SSP-RK3 (rtol: local error control), "implicit" the linearly implicit step of size dt
+    (β < ∞ only).
     """
+    if stepper not in STEPPERS:
+        raise ValueError(f"unknown stepper {stepper!r}; known: {', '.join(sorted(STEPPERS))}")
     grid: Grid = op.grid
     beta = op.beta
     dif = 2.0 * xi / beta
@@ -64,13 +66,8 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
         sg_apply(rho, weights, out)
         return weights.dt_max
 
-    if stepper == "implicit":
-        if math.isinf(beta) or dt is None:
-            raise ValueError("the implicit stepper needs a finite dynamics.beta and a step pde.dt")
-        advance = LinearlyImplicit(field_at, dt, psi_fixed=frozen is not None)
-    else:
-        advance = SSPRK3(rhs, cfl, rtol)
-        advance.dt_error = dt_next
+    advance = STEPPERS[stepper].build(StepperInputs(rhs=rhs, field_at=field_at, beta=beta, psi_fixed=frozen is not None,
+                                                    cfl=cfl, rtol=rtol, dt=dt, dt_next=dt_next))
     rho = np.array(rho0, dtype=float, copy=True)
     t, steps = t0, steps0
     for t_save in save_times:
@@ -86,4 +83,4 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
                              "or larger pde.bounds (steep potentials at the edge), or a larger pde.rtol")
             t = t_save if taken >= remaining else t + taken
             steps += 1
-        yield PDEState(t, rho.copy(), steps, advance.rejected, getattr(advance, "dt_error", np.inf))
+        yield PDEState(t, rho.copy(), steps, advance.rejected, advance.dt_next)

@@ -1,20 +1,80 @@
-"""Time steppers for the finite-volume semi-discretisation (MATH.md §5)."""
+"""Time steppers for the finite-volume semi-discretisation (MATH.md §5).
+
+Each stepper is a Stepper subclass registered under its pde.stepper name with @register_stepper;
+solve() builds the one named from StepperInputs, so a new stepper is one new class here.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from pde.fluxes import SGWeights
+from pde.scharfetter_gummel import SGWeights
 
 # rhs(rho, out) -> dt_max: writes dρ/dt at rho into out and returns the positivity bound of a forward-Euler
 # step at that state
 RHS = Callable[[np.ndarray, np.ndarray], float]
 
 
-class SSPRK3:
+@dataclass(frozen=True)
+class StepperInputs:
+    """What solve() offers every stepper: the semi-discretisation and the pde.* options; each takes what it needs.
+
+    rhs: dρ/dt and the forward-Euler bound (RHS). field_at(ρ): what the fluxes take from Ψ_λ[ρ], i.e. ζ
+    (β = ∞) or the SGWeights of ψ (β < ∞). psi_fixed: ψ does not depend on ρ (field_at ignores ρ).
+    dt_next: the error controller's proposal saved with a state (np.inf: none), for exact resumes.
+    """
+
+    rhs: RHS
+    field_at: Callable[[np.ndarray], object]
+    beta: float
+    psi_fixed: bool
+    cfl: float
+    rtol: float | None
+    dt: float | None
+    dt_next: float = np.inf
+
+
+class Stepper:
+    """A time stepper: step(ρ, dt_wanted) → (new ρ, dt taken ≤ dt_wanted), counting rejected attempts."""
+
+    name: str = ""               # set by register_stepper
+    rejected: int = 0
+
+    @classmethod
+    def build(cls, inputs: StepperInputs) -> Stepper:
+        """The stepper for one solve; raise ValueError if the inputs do not suit it."""
+        raise NotImplementedError
+
+    def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+    @property
+    def dt_next(self) -> float:
+        """What a saved state needs to resume this stepper exactly (StepperInputs.dt_next); np.inf: nothing."""
+        return np.inf
+
+
+STEPPERS: dict[str, type[Stepper]] = {}
+
+
+def register_stepper(name: str) -> Callable[[type[Stepper]], type[Stepper]]:
+    """Class decorator: make the Stepper subclass available to solve() as pde.stepper = name."""
+    def register(cls: type[Stepper]) -> type[Stepper]:
+        if name in STEPPERS:
+            raise ValueError(f"stepper {name!r} is already registered ({STEPPERS[name].__name__})")
+        cls.name = name
+        STEPPERS[name] = cls
+        return cls
+    return register
+
+
+@register_stepper("explicit")
+class SSPRK3(Stepper):
     """Shu–Osher SSP-RK3, positivity checked at every stage, with optional local error control.
 
     Each stage is a forward-Euler step, so the scheme stays positive if every stage's dt obeys that
@@ -32,6 +92,16 @@ class SSPRK3:
         self.rejected = 0
         self.dt_error = np.inf          # the error controller's proposal for the next step
         self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, inputs: StepperInputs) -> SSPRK3:
+        stepper = cls(inputs.rhs, inputs.cfl, inputs.rtol)
+        stepper.dt_error = inputs.dt_next
+        return stepper
+
+    @property
+    def dt_next(self) -> float:
+        return self.dt_error
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
         """Advance by at most dt_wanted; return (new ρ, dt actually taken)."""
@@ -94,7 +164,8 @@ def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
                          shape=(index.size, index.size))
 
 
-class LinearlyImplicit:
+@register_stepper("implicit")
+class LinearlyImplicit(Stepper):
     """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (MATH §5): positive and mass-conserving for any dt,
     first order in time. weights_of(ρ) gives the SG face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J; sparse LU
     solves. With psi_fixed (ψ does not depend on ρ) the factorisation is kept while dt stays the same."""
@@ -103,6 +174,12 @@ class LinearlyImplicit:
         self.weights_of, self.dt, self.psi_fixed = weights_of, dt, psi_fixed
         self.rejected = 0
         self._factor: tuple[float, object] | None = None
+
+    @classmethod
+    def build(cls, inputs: StepperInputs) -> LinearlyImplicit:
+        if math.isinf(inputs.beta) or inputs.dt is None:
+            raise ValueError("the implicit stepper needs a finite dynamics.beta and a step pde.dt")
+        return cls(inputs.field_at, inputs.dt, psi_fixed=inputs.psi_fixed)
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
         dt = min(self.dt, dt_wanted)

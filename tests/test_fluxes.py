@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pde.fluxes import axis_flux_divergence, axis_flux_divergence_numpy, flux_divergence
+from pde.upwind import axis_flux_divergence, axis_flux_divergence_numpy, flux_divergence
 
 
 def random_state(rng, shape, holes=True):
@@ -83,7 +83,7 @@ def test_reconstruction_is_second_order_for_smooth_profiles():
 
 
 def test_parallel_build_is_bit_identical_to_serial():
-    from pde.fluxes import axis_flux_divergence_parallel
+    from pde.upwind import axis_flux_divergence_parallel
 
     rng = np.random.default_rng(2)
     for shape3 in [(1, 70, 300), (90, 40, 1), (7, 33, 130)]:
@@ -120,10 +120,11 @@ def test_potential_kernels_match_numpy_twins():
 def test_serial_and_parallel_builds_are_distinct_in_the_cache():
     """numba's on-disk cache keys a function by name and bytecode, not by parallel=: each pair must have
     two names (else the parallel build silently loads the serial machine code, or the reverse)."""
-    from pde import fluxes, potential
+    from pde import potential, scharfetter_gummel, upwind
 
-    pairs = [(getattr(fluxes, n), getattr(fluxes, n + "_parallel"))
-             for n in ("axis_flux_divergence", "axis_sg_weights", "axis_sg_apply")]
+    pairs = [(getattr(module, n), getattr(module, n + "_parallel"))
+             for module, n in ((upwind, "axis_flux_divergence"), (scharfetter_gummel, "axis_sg_weights"),
+                               (scharfetter_gummel, "axis_sg_apply"))]
     pairs += [(potential.moments_serial, potential.moments_parallel), (potential.expand_serial, potential.expand_parallel)]
     for serial, parallel in pairs:
         assert serial.py_func.__code__ is parallel.py_func.__code__
@@ -135,7 +136,7 @@ def test_serial_and_parallel_builds_are_distinct_in_the_cache():
                                50.0, -50.0, 700.0, -700.0, 800.0, -800.0])
 def test_bernoulli_pair_matches_the_direct_formula(z):
     """(B(z), B(−z)) with one expm1 against z/(e^z − 1) evaluated directly, over tiny to overflowing |z|."""
-    from pde.fluxes import bernoulli_array, bernoulli_pair
+    from pde.scharfetter_gummel import bernoulli_array, bernoulli_pair
 
     b_plus, b_minus = bernoulli_pair(z)
     direct = bernoulli_array(np.array([z, -z]))
@@ -145,7 +146,7 @@ def test_bernoulli_pair_matches_the_direct_formula(z):
 
 
 def test_bernoulli_pair_on_a_dense_range():
-    from pde.fluxes import bernoulli_array, bernoulli_pair
+    from pde.scharfetter_gummel import bernoulli_array, bernoulli_pair
 
     z = np.concatenate([np.linspace(-60, 60, 2001), np.geomspace(1e-12, 1e3, 400), -np.geomspace(1e-12, 1e3, 400)])
     pairs = np.array([bernoulli_pair(v) for v in z])
@@ -161,7 +162,7 @@ def _face_views(shape3):
 
 @pytest.mark.parametrize("shape3", [(1, 50, 1), (3, 17, 70), (6, 2, 1), (2, 1, 5), (4, 300, 3)])
 def test_sg_kernels_match_numpy_twins_and_parallel_builds(shape3):
-    from pde.fluxes import (axis_sg_apply, axis_sg_apply_numpy, axis_sg_apply_parallel, axis_sg_weights,
+    from pde.scharfetter_gummel import (axis_sg_apply, axis_sg_apply_numpy, axis_sg_apply_parallel, axis_sg_weights,
                             axis_sg_weights_numpy, axis_sg_weights_parallel)
 
     rng = np.random.default_rng(9)
@@ -187,25 +188,25 @@ def test_sg_kernels_match_numpy_twins_and_parallel_builds(shape3):
 
 def test_sg_apply_is_bit_identical_whatever_the_cell_chunks():
     """Each cell recomputes both its fluxes, so the parallel split cannot change a bit."""
-    from pde import fluxes
+    from pde import scharfetter_gummel as sg
 
     rng = np.random.default_rng(3)
     shape3 = (2, 9000, 3)                             # several CELL_CHUNKs per row
     rho, psi = random_state(rng, shape3)
     cells, stride, faces = _face_views(shape3)
     fw, bw = np.empty(faces), np.empty(faces)
-    fluxes.axis_sg_weights(psi.reshape(cells), stride, 0.1, 2.0, 0.5, fw, bw)
+    sg.axis_sg_weights(psi.reshape(cells), stride, 0.1, 2.0, 0.5, fw, bw)
     a, b = np.zeros(cells), np.zeros(cells)
-    fluxes.axis_sg_apply(rho.reshape(cells), fw, bw, stride, a)
-    fluxes.axis_sg_apply_parallel(rho.reshape(cells), fw, bw, stride, b)
+    sg.axis_sg_apply(rho.reshape(cells), fw, bw, stride, a)
+    sg.axis_sg_apply_parallel(rho.reshape(cells), fw, bw, stride, b)
     np.testing.assert_array_equal(a, b)
     c = np.zeros(cells)
-    fluxes.axis_sg_apply_numpy(rho.reshape(cells), fw, bw, stride, c)
+    sg.axis_sg_apply_numpy(rho.reshape(cells), fw, bw, stride, c)
     np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
 
 
 def test_sg_flux_is_zero_on_a_discrete_gibbs_state_and_conserves_mass():
-    from pde.fluxes import sg_apply, sg_weights
+    from pde.scharfetter_gummel import sg_apply, sg_weights
 
     rng = np.random.default_rng(1)
     psi = rng.standard_normal((30, 20)).cumsum(axis=0)
@@ -223,7 +224,7 @@ def test_sg_flux_is_zero_on_a_discrete_gibbs_state_and_conserves_mass():
 
 def test_sg_weights_match_the_twin_on_a_grid():
     """The grid-level wrappers with the Numba kernels and with the twins agree, on every axis of a 3-D grid."""
-    from pde.fluxes import axis_sg_apply_numpy, axis_sg_weights_numpy, sg_apply, sg_weights
+    from pde.scharfetter_gummel import axis_sg_apply_numpy, axis_sg_weights_numpy, sg_apply, sg_weights
 
     rng = np.random.default_rng(6)
     rho, psi = random_state(rng, (6, 5, 7))
@@ -241,7 +242,7 @@ def test_sg_weights_match_the_twin_on_a_grid():
 
 def test_sg_flux_is_second_order_for_smooth_solutions():
     """Against −∂_z J, J = −Dif(ρ' + βψ'ρ), for smooth ρ and ψ: observed order ≈ 2."""
-    from pde.fluxes import sg_apply, sg_weights
+    from pde.scharfetter_gummel import sg_apply, sg_weights
 
     beta, dif, errors = 2.0, 0.7, []
     for n in (100, 200, 400):
