@@ -1,123 +1,32 @@
-"""Config: TOML → validated frozen dataclasses (DESIGN.md, "Config").
+"""Config: TOML → validated frozen dataclasses (docs/guide.md, "Config").
 
-Each section is a frozen dataclass whose fields carry their rule in metadata, so the schema is
-written once: validation, defaults, the "allowed" text of error messages and the canonical TOML
-dump all read it. Every problem in the catalogue declares its own [problem] fields the same way.
-All errors are collected and reported together; nothing runs until the config is valid.
+Each section is a Section (mfdyn.schema) whose fields carry their rule, so the schema is written
+once: validation on construction, defaults, the "allowed" words of error messages, the canonical
+TOML dump and the README's config table all read it. Every registered problem declares its own
+[problem] fields the same way. All errors are collected and reported together; nothing runs until
+the config is valid.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ClassVar
 
-import numpy as np
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; the message names every bad dotted key and what is allowed."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one config key accepts: a kind ('int', 'float', 'str', 'bool', 'ints', 'bounds'), a check, and its words."""
-
-    kind: str
-    check: Callable[[Any], bool] = lambda v: True
-    allowed: str = ""
-
-    def convert(self, value: Any) -> Any:
-        """Return value converted to the rule's kind, or raise TypeError."""
-        if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError
-            return value
-        if self.kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError
-            return float(value)
-        if self.kind == "str":
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if self.kind == "floats":  # a list of numbers
-            if not isinstance(value, list) or not value or any(
-                    isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
-                raise TypeError
-            return tuple(float(v) for v in value)
-        if self.kind == "teacher":  # a list of neurons [a, w] or [a, w, b]
-            if not isinstance(value, list) or not value or any(
-                    not isinstance(n, list) or len(n) not in (2, 3)
-                    or any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in n) for n in value):
-                raise TypeError
-            return tuple(tuple(float(c) for c in n) for n in value)
-        if self.kind == "strings":  # a list of strings
-            if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
-                raise TypeError
-            return tuple(value)
-        if self.kind == "ints":  # an int, or a list of ints (one per axis)
-            items = value if isinstance(value, list) else [value]
-            if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
-                raise TypeError
-            return tuple(items)
-        if self.kind == "bounds":  # a list of [lo, hi] pairs, one per axis
-            if not isinstance(value, list) or not value:
-                raise TypeError
-            out = []
-            for pair in value:
-                if (not isinstance(pair, list) or len(pair) != 2
-                        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair)):
-                    raise TypeError
-                out.append((float(pair[0]), float(pair[1])))
-            return tuple(out)
-        raise AssertionError(self.kind)
-
-    def describe(self) -> str:
-        """The allowed values in words."""
-        base = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-                "ints": "an integer or a list of integers", "floats": "a list of numbers", "strings": "a list of strings",
-                "teacher": "a list of neurons [a, w] or [a, w, b]",
-                "bounds": "a list of [lower, upper] pairs"}[self.kind]
-        if self.allowed.startswith("one of"):
-            return self.allowed
-        return f"{base} {self.allowed}".strip()
-
-
-def rule(default: Any, kind: str, check: Callable[[Any], bool] = lambda v: True,
-         allowed: str = "", doc: str = "") -> Any:
-    """A dataclass field with its validation rule; `default=REQUIRED` makes the key mandatory."""
-    return field(default=default, metadata={"rule": Rule(kind, check, allowed), "doc": doc})
-
-
-REQUIRED = object()
-
-
-def positive(v: float) -> bool:
-    return v > 0 and math.isfinite(v)
-
-
-def choice(*options: str) -> tuple[Callable[[Any], bool], str]:
-    """Check and words for a string that must be one of options."""
-    return (lambda v: v in options), "one of " + ", ".join(repr(o) for o in options)
-
+from mfdyn.problems import PROBLEMS
+from mfdyn.schema import (REQUIRED, ConfigError, Section, choice, parse_toml_value, positive, rule, toml_key,
+                          toml_value)
 
 # ----------------------------------------------------------------------------- sections
 
 
 @dataclass(frozen=True)
-class InitConfig:
+class InitConfig(Section):
     """[init]: the initial law ρ_0."""
+
+    section: ClassVar[str] = "init"
 
     kappa: float = rule(0.8, "float", positive, "> 0",
                         "scale of ρ_0: N(0, κ²/d I_d) for the MMN problems, N(mean, κ² I_D) otherwise")
@@ -126,8 +35,10 @@ class InitConfig:
 
 
 @dataclass(frozen=True)
-class DynamicsConfig:
-    """[dynamics]: ξ, β, λ and the horizon (MATH §2)."""
+class DynamicsConfig(Section):
+    """[dynamics]: ξ, β, λ and the horizon (docs/math.md §2)."""
+
+    section: ClassVar[str] = "dynamics"
 
     xi: float = rule(1.0, "float", positive, "> 0", "constant step-size schedule ξ")
     beta: float = rule(math.inf, "float", lambda v: v > 0, "> 0 (inf: noiseless)", "inverse temperature β")
@@ -137,8 +48,10 @@ class DynamicsConfig:
 
 
 @dataclass(frozen=True)
-class PdeConfig:
-    """[pde]: the finite-volume grid (MATH §5)."""
+class PdeConfig(Section):
+    """[pde]: the finite-volume grid (docs/math.md §5)."""
+
+    section: ClassVar[str] = "pde"
 
     cells: tuple[int, ...] = rule((400,), "ints", lambda v: all(c >= 4 for c in v), "≥ 4 per axis",
                                   "cells per axis")
@@ -160,8 +73,10 @@ class PdeConfig:
 
 
 @dataclass(frozen=True)
-class ParticlesConfig:
-    """[particles]: the N-particle SGD (MATH §2)."""
+class ParticlesConfig(Section):
+    """[particles]: the N-particle SGD (docs/math.md §2)."""
+
+    section: ClassVar[str] = "particles"
 
     n: int = rule(800, "int", lambda v: v >= 1, "≥ 1", "number of neurons N")
     eps: float = rule(1e-4, "float", positive, "> 0", "step size ε (clock t = kε)")
@@ -170,8 +85,10 @@ class ParticlesConfig:
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(Section):
     """[output]: snapshot spacing."""
+
+    section: ClassVar[str] = "output"
 
     every: float = rule(0.5, "float", positive, "> 0", "time between saved snapshots")
     observables: tuple[str, ...] | None = rule(
@@ -183,15 +100,24 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ProblemConfig:
-    """[problem]: a catalogue name and that problem's own parameters (a frozen dataclass)."""
+    """[problem]: a registered problem's name and its own parameters (a Section of that problem)."""
 
     name: str
     params: Any
 
 
+SECTIONS: dict[str, type[Section]] = {"init": InitConfig, "dynamics": DynamicsConfig, "pde": PdeConfig,
+                                      "particles": ParticlesConfig, "output": OutputConfig}
+TABLES = ("problem", *SECTIONS)
+
+
 @dataclass(frozen=True)
 class Config:
-    """A whole validated run configuration."""
+    """A whole validated run configuration (every section validated, and the rules that tie them).
+
+    Build one with Config.from_dict, Config.from_toml, load_config (a file) or as_config (any of
+    those); change one key with replace("particles.n", 1600), which validates again.
+    """
 
     problem: ProblemConfig
     init: InitConfig
@@ -201,7 +127,54 @@ class Config:
     output: OutputConfig
     overrides: tuple[str, ...] = ()
 
-    def save_times(self) -> "list[float]":
+    def __post_init__(self) -> None:
+        errors: list[str] = []
+        _check_consistency(self, errors)
+        if errors:
+            raise ConfigError(errors)
+
+    @classmethod
+    def from_dict(cls, data: dict, overrides: tuple[str, ...] = ()) -> "Config":
+        """A Config from nested tables {"problem": {"name": …, …}, "dynamics": {…}, …} (TOML key names).
+
+        Raises ConfigError listing every bad key, what is allowed and what was given.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError([f"config: must be a table of sections ({', '.join(TABLES)}), got {data!r}"])
+        errors = [f"{name}: unknown section; allowed: {', '.join(TABLES)}" for name in data if name not in TABLES]
+        problem = _problem_config(data.get("problem"), errors)
+        sections = {name: cls_.from_table(data.get(name, {}), errors) for name, cls_ in SECTIONS.items()}
+        if problem is not None and sections["init"] is not None:
+            errors += PROBLEMS[problem.name].check(problem.params, sections["init"])
+        if errors:
+            raise ConfigError(errors)
+        return cls(problem=problem, **sections, overrides=tuple(overrides))
+
+    @classmethod
+    def from_toml(cls, text: str, overrides: tuple[str, ...] | list[str] = ()) -> "Config":
+        """A Config from TOML text, with `section.key=value` overrides applied first."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"config is not valid TOML: {exc}"]) from None
+        for override in overrides:
+            _set(data, *parse_override(override))
+        return cls.from_dict(data, tuple(overrides))
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The resolved config as nested tables (TOML key names), the inverse of from_dict."""
+        out = {"problem": {"name": self.problem.name, **_table(self.problem.params)}}
+        out.update({name: _table(getattr(self, name)) for name in SECTIONS})
+        return out
+
+    def replace(self, key: str, value: Any) -> "Config":
+        """A copy with one dotted key changed ("particles.n", 1600), validated; recorded in overrides."""
+        data = self.to_dict()
+        section, name = _split_key(key)
+        _set(data, section, name, value)
+        return Config.from_dict(data, self.overrides + (f"{key}={toml_value(value)}",))
+
+    def save_times(self) -> list[float]:
         """Snapshot times 0, every, 2·every, …, t_end (t_end always included)."""
         n = int(math.floor(self.dynamics.t_end / self.output.every + 1e-9))
         times = [k * self.output.every for k in range(n + 1)]
@@ -209,75 +182,49 @@ class Config:
             times.append(self.dynamics.t_end)
         return times
 
+    @property
+    def coordinates(self) -> tuple[str, ...]:
+        """The grid (reduced) coordinates of the config's problem."""
+        return PROBLEMS[self.problem.name].coordinates(self.problem.params)
+
     def to_toml(self) -> str:
         """Canonical TOML of the resolved config (defaults filled in); loads back to an equal Config."""
-        lines = ["[problem]", f"name = {toml_value(self.problem.name)}"]
-        lines += _section_lines(self.problem.params)
+        lines = ["[problem]", f"name = {toml_value(self.problem.name)}"] + self.problem.params.toml_lines()
         for name in SECTIONS:
-            lines += ["", f"[{name}]"] + _section_lines(getattr(self, name))
+            lines += ["", f"[{name}]"] + getattr(self, name).toml_lines()
         return "\n".join(lines) + "\n"
 
 
-SECTIONS: dict[str, type] = {"init": InitConfig, "dynamics": DynamicsConfig, "pde": PdeConfig,
-                             "particles": ParticlesConfig, "output": OutputConfig}
-# TOML keys that are Python keywords
-_TOML_NAME = {"lam": "lambda"}
-_FIELD_NAME = {v: k for k, v in _TOML_NAME.items()}
+def _table(section: Section) -> dict[str, Any]:
+    return {toml_key(f.name): getattr(section, f.name)
+            for f in dataclasses.fields(section) if getattr(section, f.name) is not None}
 
 
-def toml_value(v: Any) -> str:
-    """A Python value as a TOML literal (inf, lists, strings with escapes)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "inf" if v == math.inf else "-inf" if v == -math.inf else repr(v)
-    if isinstance(v, (int,)):
-        return str(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, (np.floating, np.integer)):
-        return toml_value(v.item())
-    raise TypeError(type(v))
+def _problem_config(table: Any, errors: list[str]) -> ProblemConfig | None:
+    allowed = ", ".join(repr(n) for n in PROBLEMS)
+    if not isinstance(table, dict) or "name" not in table:
+        errors.append(f"problem.name: missing; must be one of {allowed}")
+        return None
+    name = table["name"]
+    if not isinstance(name, str) or name not in PROBLEMS:
+        errors.append(f"problem.name: unknown problem {name!r}; allowed: {allowed}")
+        return None
+    params = PROBLEMS[name].Params.from_table({k: v for k, v in table.items() if k != "name"}, errors, "problem")
+    return None if params is None else ProblemConfig(name, params)
 
 
-def _section_lines(obj: Any) -> list[str]:
-    return [f"{_TOML_NAME.get(f.name, f.name)} = {toml_value(getattr(obj, f.name))}"
-            for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None]
+def _split_key(dotted: str) -> tuple[str, str]:
+    section, _, key = dotted.strip().partition(".")
+    if not key or section not in TABLES:
+        raise ConfigError([f"{dotted!r}: must be section.key with a section among {', '.join(TABLES)}"])
+    return section, key.strip()
 
 
-def build_section(cls: type, table: Any, section: str, errors: list[str]) -> Any:
-    """Validate one TOML table against dataclass cls; append 'section.key: …' errors; return an instance or None."""
+def _set(data: dict, section: str, key: str, value: Any) -> None:
+    table = data.setdefault(section, {})
     if not isinstance(table, dict):
-        errors.append(f"{section}: must be a table")
-        return None
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    n_errors = len(errors)
-    for key, raw in table.items():
-        name = _FIELD_NAME.get(key, key)
-        if name not in fields:
-            known = ", ".join(sorted(_TOML_NAME.get(n, n) for n in fields))
-            errors.append(f"{section}.{key}: unknown key; allowed keys: {known}")
-            continue
-        r: Rule = fields[name].metadata["rule"]
-        try:
-            value = r.convert(raw)
-            ok = r.check(value)
-        except TypeError:
-            ok = False
-        if not ok:
-            errors.append(f"{section}.{key}: must be {r.describe()}, got {raw!r}")
-            continue
-        values[name] = value
-    for name, f in fields.items():
-        key = _TOML_NAME.get(name, name)
-        if name not in values and f.default is REQUIRED and key not in table:
-            errors.append(f"{section}.{key}: missing; must be {f.metadata['rule'].describe()}")
-    if len(errors) > n_errors:
-        return None
-    return cls(**values)
+        raise ConfigError([f"{section}: must be a table, got {table!r}"])
+    table[key] = value
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -285,12 +232,13 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError([f"--set {text!r}: must look like section.key=value"])
     dotted, raw = text.split("=", 1)
-    section, key = dotted.strip().split(".", 1)
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return section, key, value
+        section, key = _split_key(dotted)
+    except ConfigError:
+        section = dotted.split(".", 1)[0].strip()
+        raise ConfigError([f"--set {dotted.strip()}: unknown section {section!r}; allowed: "
+                           + ", ".join(TABLES)]) from None
+    return section, key, parse_toml_value(raw)
 
 
 def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -299,64 +247,44 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
 
     Raises ConfigError listing every problem (dotted key, what is allowed, what was given).
     """
-    from mfdyn.problems import CATALOGUE  # late: the catalogue imports this module's helpers
-
     if from_text:
-        text = str(source)
-    else:
-        path = Path(source)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError([f"config {str(path)!r}: cannot read ({exc.strerror or exc})"]) from None
+        return Config.from_toml(str(source), overrides)
+    path = Path(source)
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"config is not valid TOML: {exc}"]) from None
-    for text_override in overrides:
-        section, key, value = parse_override(text_override)
-        if section not in SECTIONS and section != "problem":
-            raise ConfigError([f"--set {section}.{key}: unknown section {section!r}; allowed: "
-                               + ", ".join(["problem", *SECTIONS])])
-        table = data.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise ConfigError([f"{section}: must be a table"])
-        table[key] = value
-
-    errors: list[str] = []
-    for name in data:
-        if name not in SECTIONS and name != "problem":
-            errors.append(f"{name}: unknown section; allowed: " + ", ".join(["problem", *SECTIONS]))
-    problem_table = data.get("problem")
-    problem = None
-    if not isinstance(problem_table, dict) or "name" not in problem_table:
-        errors.append("problem.name: missing; must be one of " + ", ".join(repr(n) for n in CATALOGUE))
-    elif problem_table["name"] not in CATALOGUE:
-        errors.append(f"problem.name: unknown problem {problem_table['name']!r}; allowed: "
-                      + ", ".join(repr(n) for n in CATALOGUE))
-    else:
-        problem_cls = CATALOGUE[problem_table["name"]]
-        rest = {k: v for k, v in problem_table.items() if k != "name"}
-        params = build_section(problem_cls.Params, rest, "problem", errors)
-        if params is not None:
-            problem = ProblemConfig(problem_table["name"], params)
-    sections = {name: build_section(cls, data.get(name, {}), name, errors) for name, cls in SECTIONS.items()}
-    if problem is not None and sections["init"] is not None:
-        errors += CATALOGUE[problem.name].check(problem.params, sections["init"])
-    if errors:
-        raise ConfigError(errors)
-    cfg = Config(problem=problem, **sections, overrides=tuple(overrides))
-    _check_consistency(cfg, len(CATALOGUE[problem.name].coordinates(problem.params)), errors)
-    if errors:
-        raise ConfigError(errors)
-    return cfg
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"config {str(path)!r}: cannot read ({exc.strerror or exc})"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"config {str(path)!r}: not a text file (TOML must be UTF-8)"]) from None
+    try:
+        return Config.from_toml(text, overrides)
+    except ConfigError as exc:
+        if exc.problems and exc.problems[0].startswith("config is not valid TOML"):
+            raise ConfigError([f"config {str(path)!r} is not valid TOML: "
+                               + exc.problems[0].split(": ", 1)[1]]) from None
+        raise
 
 
-def _coordinates(cfg: Config) -> tuple[str, ...]:
-    """The grid coordinates of a config's problem."""
-    from mfdyn.problems import CATALOGUE
-
-    return CATALOGUE[cfg.problem.name].coordinates(cfg.problem.params)
+def as_config(config: "Config | dict | str | Path", overrides: dict[str, Any] | None = None) -> Config:
+    """Any form of config (a Config, a dict of tables, a path to a TOML file, or TOML text) with
+    dotted overrides {"particles.n": 1600} applied, validated."""
+    texts = [f"{k}={toml_value(v)}" for k, v in (overrides or {}).items()]
+    if isinstance(config, Config):
+        for key, value in (overrides or {}).items():
+            config = config.replace(key, value)
+        return config
+    if isinstance(config, dict):
+        data = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        for key, value in (overrides or {}).items():
+            _set(data, *_split_key(key), value)
+        return Config.from_dict(data, tuple(texts))
+    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config and "=" not in config):
+        return load_config(config, texts)
+    if isinstance(config, str):
+        return Config.from_toml(config, texts)
+    raise ConfigError([f"config: must be a Config, a dict, a TOML path or TOML text, got {type(config).__name__}"])
 
 
 def _is_multiple(x: float, step: float) -> bool:
@@ -364,9 +292,10 @@ def _is_multiple(x: float, step: float) -> bool:
     return abs(k - round(k)) <= 1e-6 * max(1.0, k)
 
 
-def _check_consistency(cfg: Config, ndim: int, errors: list[str]) -> None:
-    """Rules that tie keys of different sections together (ndim: the problem's grid dimension)."""
+def _check_consistency(cfg: Config, errors: list[str]) -> None:
+    """Rules that tie keys of different sections together."""
     d, p, o = cfg.dynamics, cfg.particles, cfg.output
+    ndim = len(cfg.coordinates)
     if len(cfg.pde.cells) not in (1, ndim):
         errors.append(f"pde.cells: must be one integer or {ndim} (one per axis of {cfg.problem.name}), "
                       f"got {list(cfg.pde.cells)}")
@@ -379,15 +308,57 @@ def _check_consistency(cfg: Config, ndim: int, errors: list[str]) -> None:
     if o.observables is not None:
         from mfdyn.expressions import check_observable
 
-        coords = _coordinates(cfg)
         for expression in o.observables:
-            reason = check_observable(expression, coords)
+            reason = check_observable(expression, cfg.coordinates)
             if reason is not None:
                 errors.append(f"output.observables: {expression!r} is not a finite expression of "
-                              f"{', '.join(coords)} ({reason})")
+                              f"{', '.join(cfg.coordinates)} ({reason})")
     if o.every > d.t_end:
         errors.append(f"output.every: must be ≤ dynamics.t_end = {d.t_end}, got {o.every}")
     if not _is_multiple(d.t_end, p.eps):
         errors.append(f"dynamics.t_end: must be a whole number of SGD steps particles.eps = {p.eps}, got {d.t_end}")
     if not _is_multiple(o.every, p.eps):
         errors.append(f"output.every: must be a whole number of SGD steps particles.eps = {p.eps}, got {o.every}")
+
+
+__all__ = ["Config", "ConfigError", "DynamicsConfig", "InitConfig", "OutputConfig", "ParticlesConfig",
+           "PdeConfig", "ProblemConfig", "REQUIRED", "SECTIONS", "as_config", "load_config", "parse_override"]
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is REQUIRED:
+        return "required"
+    if f.default is None:
+        return "—"
+    value = f.default[0] if isinstance(f.default, tuple) and len(f.default) == 1 and f.name == "cells" else f.default
+    return f"`{toml_value(value)}`"
+
+
+def _row(key: str, f: dataclasses.Field, extra: str = "") -> str:
+    r = f.metadata["rule"]
+    cells = [f"`{key}`", _default_text(f), r.describe().replace("|", "\\|"), f.metadata["doc"].replace("|", "\\|")]
+    return "| " + " | ".join(cells + ([extra] if extra else [])) + " |"
+
+
+def markdown_table() -> str:
+    """The README's config reference, generated from the schema's own rules and docs (a test keeps the
+    README equal to it). `python -m mfdyn.config` prints it."""
+    lines = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |",
+             "| `problem.name` | required | one of " + ", ".join(f"`{n}`" for n in PROBLEMS)
+             + " | the problem; its own keys are below |"]
+    for name, cls in SECTIONS.items():
+        lines += [_row(f"{name}.{toml_key(f.name)}", f) for f in dataclasses.fields(cls)]
+    owners: dict[str, list[str]] = {}
+    fields: dict[str, dataclasses.Field] = {}
+    for problem_name, problem in PROBLEMS.items():
+        for f in dataclasses.fields(problem.Params):
+            owners.setdefault(f.name, []).append(problem_name)
+            fields.setdefault(f.name, f)
+    lines += ["", "Problem keys (`[problem]`), by the problems that take them:", "",
+              "| key | default | allowed | meaning | problems |", "| --- | --- | --- | --- | --- |"]
+    lines += [_row(f"problem.{key}", fields[key], ", ".join(owners[key])) for key in owners]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

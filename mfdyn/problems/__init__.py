@@ -1,19 +1,17 @@
-"""The problem catalogue: a config picks a problem by problem.name (DESIGN.md)."""
+"""The problem registry: a config picks a problem by problem.name (docs/guide.md, "Problems").
+
+Importing this package registers the built-in problems; a Problem subclass defined anywhere else
+registers itself the same way when its class statement runs.
+"""
 from __future__ import annotations
 
-from mfdyn.problems.base import GridModel, Problem
-from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
-from mfdyn.problems.mmn_anisotropic import MMNAnisotropic
-from mfdyn.problems.mmn_isotropic import MMNIsotropic
-from mfdyn.problems.teacher_student import TeacherStudent
-
-CATALOGUE: dict[str, type[Problem]] = {
-    cls.name: cls for cls in (MMNIsotropic, MMNAnisotropic, TeacherStudent, OrnsteinUhlenbeck, QuadraticInteraction)}
+from mfdyn.problems import linear_flows, mmn_anisotropic, mmn_isotropic, teacher_student  # noqa: F401  (register)
+from mfdyn.problems.base import PROBLEMS, GridModel, Problem
 
 
 def make_problem(config) -> Problem:
     """The Problem a validated Config names, built with its parameters and [init]."""
-    return CATALOGUE[config.problem.name](config.problem.params, config.init)
+    return PROBLEMS[config.problem.name](config.problem.params, config.init)
 
 
-__all__ = ["CATALOGUE", "GridModel", "Problem", "make_problem"]
+__all__ = ["GridModel", "PROBLEMS", "Problem", "make_problem"]

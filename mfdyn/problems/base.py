@@ -1,8 +1,11 @@
-"""What a problem gives the two engines (DESIGN.md, "The data path").
+"""What a problem gives the engines, and the registry of problems (docs/guide.md, "Problems").
 
 A Problem is the single source of truth: the grid solver sees it through a GridModel (the problem
-on cell centres, in the feature form of MATH §1), the particle engine through samplers, the
-network's activation and the exact risk R_N.
+on cell centres, in the feature form of docs/math.md §1), the particle engine through samplers, the
+network's kernel (by name, from the particle engine's registry of networks) and the exact risk R_N.
+
+Every concrete subclass that sets `name` registers itself in PROBLEMS when its class is defined,
+so a problem written in user code is available to configs (problem.name) like the built-in ones.
 """
 from __future__ import annotations
 
@@ -12,14 +15,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mfdyn.schema import Section
+
 
 @dataclass(frozen=True)
 class GridModel:
-    """A problem on the cell centres of a grid with M cells (MATH §1, §3).
+    """A problem on the cell centres of a grid with M cells (docs/math.md §1, §3).
 
     The interaction is held in feature form, U(z_i, z_j) = Σ_k w_k Φ_ki Φ_kj, so that
     Ψ = V + Φᵀ(w ∘ Φρ|cell|) and R = R# + 2⟨V, ρ⟩|cell| + Σ_k w_k (Φρ|cell|)_k²: two products,
-    O(K·M), never O(M²). Quadrature rules (MATH §1) and moment reductions (MATH §3) both fit.
+    O(K·M), never O(M²). Quadrature rules (docs/math.md §1) and moment reductions (docs/math.md §3) both fit.
 
     Arrays are flat over cells in C order of the grid shape.
     """
@@ -29,18 +34,35 @@ class GridModel:
     weights: np.ndarray           # w, (K,); signed is allowed (U = ½|θ − θ'|² needs it)
     r_sharp: float                # R# = E[y²]
     sq_norm: np.ndarray           # |θ|² on cells, (M,), for the weight decay λ
-    self_interaction: np.ndarray  # U(θ, θ) on cells, (M,), for the finite-N term of MATH §1
+    self_interaction: np.ndarray  # U(θ, θ) on cells, (M,), for the finite-N term of docs/math.md §1
     log_volume: np.ndarray        # log J on cells, (M,); zeros in full θ-space
 
 
+PROBLEMS: dict[str, type["Problem"]] = {}
+
+
 class Problem(ABC):
-    """A data law, a network σ*, and ρ_0, known to both engines."""
+    """A data law, a network σ*, and ρ_0, known to both engines.
+
+    A subclass that defines `name` is registered in PROBLEMS under it (a second class with the
+    same name is an error). It declares its [problem] keys as a Section subclass in `Params`.
+    """
 
     name: ClassVar[str]
-    Params: ClassVar[type]        # frozen dataclass of the problem's [problem] keys
-    # How particles move: "single_index_ramp" (σ(<w,x>), ramp σ), "neuron" (a σ(w·x + b)), or
-    # "potential" (no data: deterministic gradient flow of Ψ_λ(·; ρ_N), see drift()).
+    Params: ClassVar[type[Section]]   # the problem's [problem] keys (section = "problem")
+    # How particles move: a name in the particle engine's network registry (particles.networks):
+    # "single_index_ramp" (σ(<w,x>), ramp σ), "neuron" (a σ(w·x + b)), or "potential" (no data:
+    # the deterministic gradient flow of Ψ_λ(·; ρ_N), see drift()).
     network: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return                     # an abstract family (e.g. the single-index ramp problems)
+        if cls.name in PROBLEMS and PROBLEMS[cls.name].__qualname__ != cls.__qualname__:
+            raise TypeError(f"problem name {cls.name!r} is already registered by {PROBLEMS[cls.name].__module__}."
+                            f"{PROBLEMS[cls.name].__qualname__}; choose another name")
+        PROBLEMS[cls.name] = cls
 
     def __init__(self, params: Any, init: Any):
         self.params = params
@@ -103,7 +125,7 @@ class Problem(ABC):
 
     @abstractmethod
     def exact_risk(self, theta: np.ndarray) -> float:
-        """The population risk R_N(θ) = R(ρ_N) of the particle network, exactly (MATH §1, §4)."""
+        """The population risk R_N(θ) = R(ρ_N) of the particle network, exactly (docs/math.md §1, §4)."""
 
     def drift(self, theta: np.ndarray) -> np.ndarray:
         """∇_θ Ψ(θ_i; ρ_N) for every particle, (N, D): only for network = "potential"."""

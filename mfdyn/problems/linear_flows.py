@@ -1,4 +1,4 @@
-"""Test problems with exact answers (MATH.md §6): Ornstein–Uhlenbeck drift and quadratic interaction.
+"""Test problems with exact answers (docs/math.md §6): Ornstein–Uhlenbeck drift and quadratic interaction.
 
 Both live in full θ-space, D = 1 to 3, with V(θ) = ½ Σ_k K_k θ_k² (diagonal stiffness K). ρ_0 is a
 product over axes of one profile, centred at init.mean with scale κ: "gaussian" (N(m, κ²)) or
@@ -11,18 +11,19 @@ keeps its shape, with a closed-form centre and scale on each axis:
 - quadratic_interaction: U(θ, θ') = ½|θ − θ'|², so ∇Ψ = Kθ + θ − μ (unit mass). The mean decays as
   e^{−2ξ(K_k+λ)t}, and with K = 0 it is conserved. The spread about it decays as e^{−2ξ(K_k+λ+1)t}.
 
-With noise (β < ∞, Gaussian profile) the law stays Gaussian (MATH §6): the mean as above, and per axis
+With noise (β < ∞, Gaussian profile) the law stays Gaussian (docs/math.md §6): the mean as above, and per axis
 the variance solves v' = −4ξ c v + 4ξ/β, with c = K + λ (OU) or K + λ + 1 (about the mean), so
 v(t) = v∞ + (v0 − v∞) e^{−4ξct}, v∞ = 1/(βc); and v(t) = v0 + 4ξt/β when c = 0 (heat).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import ndtr
 
-from mfdyn.config import choice, rule
+from mfdyn.schema import Section, choice, rule
 from mfdyn.problems.base import GridModel, Problem
 
 PROFILES = choice("gaussian", "bump")
@@ -64,16 +65,20 @@ def _stiffness_rule(minimum: float, words: str):
 
 
 @dataclass(frozen=True)
-class OUParams:
+class OUParams(Section):
     """[problem] keys of ornstein_uhlenbeck."""
+
+    section: ClassVar[str] = "problem"
 
     stiffness: tuple[float, ...] = _stiffness_rule(0.0, "≥ 0")
     profile: str = rule("gaussian", "str", *PROFILES, "shape of ρ_0 on each axis")
 
 
 @dataclass(frozen=True)
-class QuadraticParams:
+class QuadraticParams(Section):
     """[problem] keys of quadratic_interaction."""
+
+    section: ClassVar[str] = "problem"
 
     stiffness: tuple[float, ...] = _stiffness_rule(0.0, "≥ 0")
     profile: str = rule("gaussian", "str", *PROFILES, "shape of ρ_0 on each axis")
@@ -157,7 +162,7 @@ class _GaussianFlow(Problem):
 
 
 class OrnsteinUhlenbeck(_GaussianFlow):
-    """V = ½ θᵀKθ, no interaction (MATH §6): linear contraction toward 0."""
+    """V = ½ θᵀKθ, no interaction (docs/math.md §6): linear contraction toward 0."""
 
     name = "ornstein_uhlenbeck"
     Params = OUParams
@@ -181,7 +186,7 @@ class OrnsteinUhlenbeck(_GaussianFlow):
 
 
 class QuadraticInteraction(_GaussianFlow):
-    """U(θ, θ') = ½|θ − θ'|², plus V = ½ θᵀKθ (K = 0 allowed) (MATH §6)."""
+    """U(θ, θ') = ½|θ − θ'|², plus V = ½ θᵀKθ (K = 0 allowed) (docs/math.md §6)."""
 
     name = "quadratic_interaction"
     Params = QuadraticParams

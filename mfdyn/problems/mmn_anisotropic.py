@@ -1,4 +1,4 @@
-"""MMN 2018 example 2: anisotropic Gaussians, reduced to z = (r1, r2) (MATH §3.2).
+"""MMN 2018 example 2: anisotropic Gaussians, reduced to z = (r1, r2) (docs/math.md §3.2).
 
 x | y ~ N(0, diag((1 + yΔ)² I_{s0}, I_{d−s0})): the classes differ only in the s0-dimensional
 subspace S. With r1 = |P_S w| and r2 = |P_S⊥ w|, given y, <w, x> ~ N(0, τ_y²) with
@@ -7,13 +7,13 @@ subspace S. With r1 = |P_S w| and r2 = |P_S⊥ w|, given y, <w, x> ~ N(0, τ_y²
 The kernel. ρ keeps the O(s0) × O(d − s0) symmetry, so the directions of P_S w and P_S⊥ w are uniform
 and independent. Given y, two neurons' pre-activations have correlation c_y = A c₁ + B c₂, with
 A = (1 + yΔ)² r1 r1'/(τ τ'), B = r2 r2'/(τ τ'), and c₁, c₂ independent sphere cosines in S and S⊥.
-Averaging Mehler's series (MATH §4) over them gives the exact reduced kernel in any d:
+Averaging Mehler's series (docs/math.md §4) over them gives the exact reduced kernel in any d:
 
     u(z, z') = ½ Σ_y Σ_{k even} Σ_{j even ≤ k} C(k, j) E c₁^j E c₂^{k−j} ĥ_k(τ_y) ĥ_k(τ_y')
                × ((1+yΔ)² r1 r1')^j (r2 r2')^{k−j} / (τ_y τ_y')^k,
 
 a sum of products φ(z)φ(z') with nonnegative weights: feature form again, truncated like u_d
-(MATH §3.1). Only k = 0 survives as s0, d − s0 → ∞. That is the d = ∞ kernel of MATH §3.2,
+(docs/math.md §3.1). Only k = 0 survives as s0, d − s0 → ∞. That is the d = ∞ kernel of docs/math.md §3.2,
 u = ½ q(τ₊)q(τ₊') + ½ q(τ₋)q(τ₋'), kept as reduction = "d_infinity". At d = 40, s0 = 10 the two
 differ by far more than the SGD–PDE gap: see tests/test_problem_anisotropic.py.
 """
@@ -26,7 +26,7 @@ from scipy.stats import chi2
 
 from scipy.special import comb
 
-from mfdyn.config import choice, rule
+from mfdyn.schema import choice, rule
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
 from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
@@ -46,7 +46,7 @@ class MMNAnisotropicParams(SingleIndexParams):
     delta: float = rule(0.3, "float", lambda v: 0 < v < 1, "in (0, 1)", "class contrast Δ inside S")
     s0: int = rule(10, "int", lambda v: v >= 1, "≥ 1 and < problem.d", "dimension of the signal subspace S")
     reduction: str = rule("exact", "str", *choice("exact", "d_infinity"),
-                          "'exact': the finite-d kernel; 'd_infinity': its k = 0 term (MATH §3.2)")
+                          "'exact': the finite-d kernel; 'd_infinity': its k = 0 term (docs/math.md §3.2)")
 
 
 class MMNAnisotropic(SingleIndexRamp):

@@ -1,4 +1,4 @@
-"""MMN 2018 example 1: isotropic Gaussians, reduced to the radius r = |w| (MATH §3.1, §4)."""
+"""MMN 2018 example 1: isotropic Gaussians, reduced to the radius r = |w| (docs/math.md §3.1, §4)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,13 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from mfdyn.config import choice, rule
+from mfdyn.schema import choice, rule
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
 from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
 
 _REDUCTION = choice("exact", "d_infinity")
-# u_d is truncated at the first even k whose term is below this everywhere on the grid (MATH §3.1)
+# u_d is truncated at the first even k whose term is below this everywhere on the grid (docs/math.md §3.1)
 KERNEL_TRUNCATION = 1e-10
 _KMAX = 400
 _PROBE = 2048
@@ -65,7 +65,7 @@ class MMNIsotropic(SingleIndexRamp):
 
     def kernel_order(self, r: np.ndarray) -> int:
         """Largest even k kept in u_d on these radii: 0 for 'd_infinity'; for 'exact', the last even k
-        before the first whose term ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION (MATH §3.1)."""
+        before the first whose term ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION (docs/math.md §3.1)."""
         if self.params.reduction == "d_infinity":
             return 0
         if r.size > _PROBE:      # ĥ_k is smooth in r: a fine probe of the range finds the same maximum
@@ -80,7 +80,7 @@ class MMNIsotropic(SingleIndexRamp):
         return 2 * (self.kernel_order(centres[0]) // 2 + 1)
 
     def kernel_features(self, r: np.ndarray) -> np.ndarray:
-        """Φ with u(r, r') = Σ_rows Φ(r) Φ(r'): rows sqrt(½ E c^k) ĥ_k(τ± r), k even (MATH §3.1).
+        """Φ with u(r, r') = Σ_rows Φ(r) Φ(r'): rows sqrt(½ E c^k) ĥ_k(τ± r), k even (docs/math.md §3.1).
 
         'd_infinity' keeps k = 0 only; 'exact' keeps even k up to the first whose term
         ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION on these points.

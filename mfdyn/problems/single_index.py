@@ -1,18 +1,19 @@
-"""What the two MMN problems share (MATH.md §3.1, §3.2, §4): a single-index ramp network on two classes.
+"""What the two MMN problems share (docs/math.md §3.1, §3.2, §4): a single-index ramp network on two classes.
 
 y = ±1 with probability ½, and given y, x = s_y ∘ g with g ~ N(0, I_d) and a per-coordinate class
 scale s_y. The network is ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ, and ρ_0 = N(0, κ²/d I_d).
 Given y, <w, x> ~ N(0, τ_y(w)²) with τ_y(w) = |s_y ∘ w|, and two neurons have covariance
-<s_y ∘ w_i, s_y ∘ w_j>. So V, U and the exact R_N are closed forms in these (MATH §4).
+<s_y ∘ w_i, s_y ∘ w_j>. So V, U and the exact R_N are closed forms in these (docs/math.md §4).
 """
 from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from mfdyn.config import rule
+from mfdyn.schema import Section, finite, rule
 from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
                             mehler_offdiagonal_sum, pair_expectation_quadrature, q, ramp_second_moment)
 from mfdyn.problems.base import Problem
@@ -21,13 +22,15 @@ CLASSES = (1.0, -1.0)        # y, each with probability ½
 
 
 @dataclass(frozen=True)
-class RampParams:
-    """[problem] keys of the ramp σ (MATH §3.1 defaults), for every problem that can use it."""
+class RampParams(Section):
+    """[problem] keys of the ramp σ (docs/math.md §3.1 defaults), for every problem that can use it."""
 
-    t1: float = rule(0.5, "float", lambda v: np.isfinite(v), "finite", "ramp: start of the linear part")
-    t2: float = rule(1.5, "float", lambda v: np.isfinite(v), "finite", "ramp: end of the linear part")
-    s1: float = rule(-2.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value below t1")
-    s2: float = rule(7.5, "float", lambda v: np.isfinite(v), "finite", "ramp: value above t2")
+    section: ClassVar[str] = "problem"
+
+    t1: float = rule(0.5, "float", finite, "finite", "ramp: start of the linear part")
+    t2: float = rule(1.5, "float", finite, "finite", "ramp: end of the linear part")
+    s1: float = rule(-2.5, "float", finite, "finite", "ramp: value below t1")
+    s2: float = rule(7.5, "float", finite, "finite", "ramp: value above t2")
 
 
 def check_ramp(params: RampParams) -> list[str]:
@@ -73,7 +76,7 @@ class SingleIndexRamp(Problem):
         return scale * rng.standard_normal((n, self.params.d)), y
 
     def exact_risk(self, theta: np.ndarray) -> float:
-        """R_N = 1 + Σ_y ½ [ −2y mean_i q(τ_yi) + (1/N²) Σ_ij E σ(τ_yi X)σ(τ_yj Y) ] (MATH §1, §4).
+        """R_N = 1 + Σ_y ½ [ −2y mean_i q(τ_yi) + (1/N²) Σ_ij E σ(τ_yi X)σ(τ_yj Y) ] (docs/math.md §1, §4).
 
         Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
         the diagonal: the closed-form second moment.

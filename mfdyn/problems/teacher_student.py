@@ -1,4 +1,4 @@
-"""Teacher–student in full low-dimensional θ-space, no reduction (MATH.md §3.3, §1).
+"""Teacher–student in full low-dimensional θ-space, no reduction (docs/math.md §3.3, §1).
 
 x ∈ R (standard Gaussian or uniform on [−1, 1]); the student neuron is σ*(x; θ) = a σ(w x + b) with
 θ = (a, w) (D = 2) or (a, w, b) (D = 3); the target y = f*(x) + noise·g is a teacher network
@@ -6,7 +6,7 @@ f*(x) = Σ_j a_j σ(w_j x + b_j) given as a list of neurons, or a named function
 
 On the grid, Ψ comes from a quadrature rule {x_k, q_k} for the law of x (Gauss–Hermite or
 Gauss–Legendre): Φ_kc = σ*(x_k; θ_c), V_c = −Σ_k q_k Φ_kc f*(x_k), weights q_k, and
-R# = Σ_k q_k f*(x_k)² + noise² (MATH §1). The particle risk R_N uses the same rule, so that both
+R# = Σ_k q_k f*(x_k)² + noise² (docs/math.md §1). The particle risk R_N uses the same rule, so that both
 engines measure the same functional; for smooth σ it is exact to round-off at the default 128
 nodes, while for relu and ramp the kinks limit it to about 1e−5.
 """
@@ -20,7 +20,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import ndtr
 
 from mfdyn.activations import CODES, sigma
-from mfdyn.config import choice, rule
+from mfdyn.schema import choice, rule
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.single_index import RampParams, check_ramp
 
