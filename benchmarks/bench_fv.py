@@ -1,5 +1,5 @@
 """Benchmark: the finite-volume solver against py-pde on the 2-D Ornstein–Uhlenbeck Fokker–Planck problem
-(MATH.md §6), time to L1 error ≤ 1e−3 at t = 1 (issue 7).
+(docs/math.md §6), time to L1 error ≤ 1e−3 at t = 1 (issue 7).
 
 ∂_t ρ = 2ξ[∇·(ρ Kθ) + β⁻¹Δρ] with ξ = ½, K = diag(1, 0.5), β = 10, ρ_0 = N((0.3, −0.2), 0.16 I), on
 [−2.6, 2.6]²; the exact solution is Gaussian. mfdyn: Scharfetter–Gummel fluxes, SSP-RK3, on the

@@ -1,6 +1,6 @@
-"""Activations σ and σ' for the teacher–student networks (MATH.md §3.3), twice: vectorised NumPy
+"""Activations σ and σ' for the teacher–student networks (docs/math.md §3.3), twice: vectorised NumPy
 for grids and readable twins, and scalar Numba functions for the SGD kernels, selected by an
-integer code. The ramp takes its kinks and levels (t1, t2, s1, s2) as arguments (MATH §3.1).
+integer code. The ramp takes its kinks and levels (t1, t2, s1, s2) as arguments (docs/math.md §3.1).
 """
 from __future__ import annotations
 
@@ -14,8 +14,22 @@ CODES = {"relu": 0, "tanh": 1, "erf": 2, "sigmoid": 3, "ramp": 4}
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-def sigma(name: str, z: np.ndarray, ramp: tuple[float, float, float, float]) -> np.ndarray:
-    """σ(z) elementwise; ramp = (t1, t2, s1, s2), used by 'ramp' only."""
+def ramp(z: np.ndarray, t1: float, t2: float, s1: float, s2: float) -> np.ndarray:
+    """The ramp σ(z) = s1 for z ≤ t1, s2 for z ≥ t2, linear in between (docs/math.md §3.1), elementwise.
+
+    The readable formula, written once: the grid, the closed forms and every NumPy twin call it.
+    """
+    return s1 + (s2 - s1) / (t2 - t1) * np.clip(np.asarray(z, dtype=float) - t1, 0.0, t2 - t1)
+
+
+def ramp_prime(z: np.ndarray, t1: float, t2: float, s1: float, s2: float) -> np.ndarray:
+    """σ'(z) of the ramp: the slope (s2 − s1)/(t2 − t1) on (t1, t2), 0 outside (the kinks get 0)."""
+    z = np.asarray(z, dtype=float)
+    return np.where((z > t1) & (z < t2), (s2 - s1) / (t2 - t1), 0.0)
+
+
+def sigma(name: str, z: np.ndarray, ramp_levels: tuple[float, float, float, float]) -> np.ndarray:
+    """σ(z) elementwise; ramp_levels = (t1, t2, s1, s2), used by 'ramp' only."""
     if name == "relu":
         return np.maximum(z, 0.0)
     if name == "tanh":
@@ -24,8 +38,7 @@ def sigma(name: str, z: np.ndarray, ramp: tuple[float, float, float, float]) -> 
         return erf(z)
     if name == "sigmoid":
         return expit(z)
-    t1, t2, s1, s2 = ramp
-    return s1 + (s2 - s1) / (t2 - t1) * np.clip(z - t1, 0.0, t2 - t1)
+    return ramp(z, *ramp_levels)
 
 
 def sigma_prime(name: str, z: np.ndarray, ramp: tuple[float, float, float, float]) -> np.ndarray:
@@ -39,8 +52,7 @@ def sigma_prime(name: str, z: np.ndarray, ramp: tuple[float, float, float, float
     if name == "sigmoid":
         s = expit(z)
         return s * (1.0 - s)
-    t1, t2, s1, s2 = ramp
-    return np.where((z > t1) & (z < t2), (s2 - s1) / (t2 - t1), 0.0)
+    return ramp_prime(z, *ramp)
 
 
 @njit(cache=True)

@@ -1,8 +1,10 @@
-"""Numba builds shared by the engines: one kernel source compiled serially and with threads."""
+"""Numba builds shared by the engines: one kernel source compiled serially and with threads, and a
+clock of the time Numba spends compiling."""
 from __future__ import annotations
 
 import types
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from numba import njit
 
@@ -18,3 +20,24 @@ def serial_and_parallel(kernel: Callable, **options) -> tuple[Callable, Callable
     twin = types.FunctionType(kernel.__code__, kernel.__globals__, kernel.__name__ + "_parallel")
     twin.__qualname__ = kernel.__qualname__ + "_parallel"
     return njit(cache=True, **options)(kernel), njit(cache=True, parallel=True, **options)(twin)
+
+
+class CompileClock:
+    """Seconds Numba has spent compiling (not loading from its cache) since the clock was installed."""
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    @property
+    def seconds(self) -> float:
+        return self.listener.duration if self.listener.done else 0.0
+
+
+@contextmanager
+def compile_timer() -> Iterator[CompileClock]:
+    """Install a CompileClock for the block; read .seconds at any time inside it."""
+    from numba.core import event
+
+    listener = event.TimingListener()
+    with event.install_listener("numba:compile", listener):
+        yield CompileClock(listener)

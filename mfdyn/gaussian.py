@@ -1,4 +1,4 @@
-"""Gaussian expectations of the ramp activation in closed form (MATH.md §3.1 and §4).
+"""Gaussian expectations of the ramp activation in closed form (docs/math.md §3.1 and §4).
 
 The ramp is σ(t) = s1 for t ≤ t1, s2 for t ≥ t2, linear in between (slope m = (s2 − s1)/(t2 − t1)).
 Everything here is vectorised over NumPy arrays; G, X, Y are standard normals, (X, Y) with
@@ -13,6 +13,9 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtr
 
+from mfdyn.activations import ramp as ramp_formula
+from mfdyn.activations import ramp_prime
+
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
@@ -23,7 +26,7 @@ def npdf(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Ramp:
-    """The ramp activation of MATH §3.1; defaults are the MMN 2018 values (slope m = 10)."""
+    """The ramp activation of docs/math.md §3.1; defaults are the MMN 2018 values (slope m = 10)."""
 
     t1: float = 0.5
     t2: float = 1.5
@@ -41,13 +44,11 @@ class Ramp:
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         """σ(t), elementwise."""
-        return self.s1 + self.slope * np.clip(np.asarray(t, dtype=float) - self.t1, 0.0,
-                                              self.t2 - self.t1)
+        return ramp_formula(t, self.t1, self.t2, self.s1, self.s2)
 
     def derivative(self, t: np.ndarray) -> np.ndarray:
         """σ'(t) = m on (t1, t2), 0 outside (the kinks get 0: a set of measure zero)."""
-        t = np.asarray(t, dtype=float)
-        return np.where((t > self.t1) & (t < self.t2), self.slope, 0.0)
+        return ramp_prime(t, self.t1, self.t2, self.s1, self.s2)
 
 
 def _relu_mean(mu: np.ndarray, nu: np.ndarray, t: float) -> np.ndarray:
@@ -66,7 +67,7 @@ def ramp_mean(ramp: Ramp, mu: np.ndarray, nu: np.ndarray) -> np.ndarray:
 
 
 def q(ramp: Ramp, s: np.ndarray) -> np.ndarray:
-    """q(s) = E σ(sG), s ≥ 0 (MATH §3.1)."""
+    """q(s) = E σ(sG), s ≥ 0 (docs/math.md §3.1)."""
     s = np.asarray(s, dtype=float)
     return ramp_mean(ramp, np.zeros_like(s), s)
 
@@ -100,7 +101,7 @@ def hermite_functions(x: np.ndarray, kmax: int) -> np.ndarray:
 def hermite_coefficients(ramp: Ramp, a: np.ndarray, kmax: int) -> np.ndarray:
     """ĥ_k(a) = E[σ(aG) He_k(G)] / sqrt(k!) for k = 0..kmax, a ≥ 0; shape (kmax+1, *a.shape).
 
-    MATH §3.1: h_0 = q, h_1 = a m [Φ(t2/a) − Φ(t1/a)],
+    docs/math.md §3.1: h_0 = q, h_1 = a m [Φ(t2/a) − Φ(t1/a)],
     h_k = a m [He_{k−2}(t1/a) φ(t1/a) − He_{k−2}(t2/a) φ(t2/a)] for k ≥ 2 (Stein's lemma twice).
     At a = 0, σ(aG) is the constant σ(0): ĥ_0 = σ(0) and every other coefficient is 0.
     """
@@ -125,7 +126,7 @@ def hermite_coefficients(ramp: Ramp, a: np.ndarray, kmax: int) -> np.ndarray:
 
 
 def sphere_cosine_moments(d: int, kmax: int) -> np.ndarray:
-    """E c^k, k = 0..kmax, for c = <e, u>, e fixed and u uniform on S^{d−1} (MATH §3.1).
+    """E c^k, k = 0..kmax, for c = <e, u>, e fixed and u uniform on S^{d−1} (docs/math.md §3.1).
 
     Odd moments vanish; E c^{2j} = (2j−1)!! / (d (d+2) ... (d+2j−2)).
     """
@@ -146,7 +147,7 @@ _TAIL = 10.0               # φ(10) ≈ 8e−23: the Gaussian integral is cut at
 def mehler_sum(ha: np.ndarray, hb: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Σ_k c^k ĥ_k(a) ĥ_k(b) for coefficient arrays ha, hb of shape (K+1, ...) broadcasting with c.
 
-    Mehler's formula for E σ(aX)σ(bY) at correlation c (MATH §4); accurate for |c| ≤ 0.5 with
+    Mehler's formula for E σ(aX)σ(bY) at correlation c (docs/math.md §4); accurate for |c| ≤ 0.5 with
     MEHLER_TERMS terms. Loops over k so memory stays that of one broadcast term.
     """
     c = np.asarray(c, dtype=float)
@@ -185,7 +186,7 @@ def mehler_offdiagonal_sum_numpy(h: np.ndarray, cos: np.ndarray, cmax: float) ->
 
 
 def pair_expectation_quadrature(ramp: Ramp, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """E σ(aX)σ(bY), corr(X, Y) = c ∈ (−1, 1), by conditioning on X (MATH §4, near |c| = 1).
+    """E σ(aX)σ(bY), corr(X, Y) = c ∈ (−1, 1), by conditioning on X (docs/math.md §4, near |c| = 1).
 
     Given X = x, bY ~ N(bcx, b²(1 − c²)), so E[σ(bY)|x] is ramp_mean in closed form. The outer
     integral over x is split at the kinks of σ(ax) and of the limit σ(bcx), and done by
@@ -210,7 +211,7 @@ def pair_expectation_quadrature(ramp: Ramp, a: np.ndarray, b: np.ndarray, c: np.
 
 
 def pair_expectation(ramp: Ramp, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """E σ(aX)σ(bY) with corr(X, Y) = c, a, b ≥ 0: Mehler for |c| ≤ 0.5, quadrature above (MATH §4)."""
+    """E σ(aX)σ(bY) with corr(X, Y) = c, a, b ≥ 0: Mehler for |c| ≤ 0.5, quadrature above (docs/math.md §4)."""
     a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, c)))
     out = np.empty(a.shape)
     near = np.abs(c) > MEHLER_MAX_COSINE

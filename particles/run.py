@@ -1,14 +1,15 @@
-"""The SGD run loop: snapshots at the PDE's save times t = kε (MATH.md §2)."""
+"""The SGD run loop: snapshots at the PDE's save times t = kε (docs/math.md §2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from mfdyn.errors import BlowUp
 from mfdyn.problems import Problem
-from particles.sgd import sgd_steps_neuron, sgd_steps_ramp
+import particles.sgd  # noqa: F401  (registers the SGD networks)
+from particles.networks import Advance, network_stepper, register_network
 
 # Data are drawn in fixed blocks of steps, block c from its own stream SeedSequence(seed, (DATA, c)),
 # and the noise of block c from SeedSequence(seed, (NOISE, c)), in order, in chunks of at most
@@ -41,22 +42,15 @@ def _data_block(problem: Problem, seed: int, block: int, batch: int) -> tuple[np
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
-def _stepper(problem: Problem, theta: np.ndarray, batch: int, step: float,
-             lam: float) -> Callable[[np.ndarray | None, np.ndarray | None, int, np.ndarray], None]:
-    """kernel(x, y, steps, noise) advancing theta in place by `steps` steps, for the problem's network."""
-    if problem.network == "single_index_ramp":
-        r = problem.ramp
-        return lambda x, y, steps, noise: sgd_steps_ramp(theta, x, y, batch, step, lam, r.t1, r.t2, r.s1, r.s2, noise)
-    if problem.network == "neuron":
-        return lambda x, y, steps, noise: sgd_steps_neuron(theta, x, y, batch, step, lam, problem.code,
-                                                           *problem.ramp, noise)
-
-    def drift(x, y, steps, noise):     # no data: the exact gradient of Ψ_λ(·; ρ_N)
+@register_network("potential")
+def drift_stepper(problem: Problem, theta: np.ndarray, batch: int, step: float, lam: float) -> Advance:
+    """Data-free problems: the exact gradient of Ψ_λ(·; ρ_N), θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]."""
+    def advance(x, y, steps, noise):
         for s in range(steps):
             theta[...] -= step * (problem.drift(theta) + lam * theta)
             if len(noise):
                 theta[...] += noise[s]
-    return drift
+    return advance
 
 
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
@@ -64,7 +58,7 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
             start: ParticleState | None = None) -> Iterator[ParticleState]:
     """Yield the particles at each save time (each a whole number of steps ε; constant ξ).
 
-    Problems with data run SGD (MATH §2); problems without (network "potential") run the same
+    Problems with data run SGD (docs/math.md §2); problems without (network "potential") run the same
     step with the exact gradient, θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]. Both add sqrt(4εξ/β) g_i.
     From a saved `start` state the run continues exactly as if it had not stopped (the data and noise
     streams are functions of the seed and the step). Raises BlowUp on non-finite particles.
@@ -72,7 +66,7 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
     step = 2.0 * eps * xi
     noise_std = float(np.sqrt(2.0 * step / beta))       # sqrt(4 s / β) with s = εξ
     theta = initial_particles(problem, n, seed) if start is None else np.array(start.theta, dtype=float)
-    kernel = _stepper(problem, theta, batch, step, lam)
+    kernel = network_stepper(problem, theta, batch, step, lam)
     has_data = problem.network != "potential"
     k, block, data, noise_rng = (0 if start is None else start.steps), -1, None, None
     for t_save in save_times:

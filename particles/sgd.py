@@ -1,4 +1,4 @@
-"""Online / mini-batch SGD steps (MATH.md §2): for ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ
+"""Online / mini-batch SGD steps (docs/math.md §2): for ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ
 (the MMN problems, §3.1–§3.2), and for ŷ(x) = (1/N) Σ_i a_i σ(w_i x + b_i) with scalar x (§3.3).
 
 One step with samples (x_b, y_b), b = 1..B, and s = εξ:
@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
+from mfdyn.activations import ramp, ramp_prime, sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
 from mfdyn.builds import serial_and_parallel
+from particles.networks import register_network
 
 _RAMP_FASTMATH = {"reassoc", "contract"}
 
@@ -119,15 +120,21 @@ def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step
     kernel(w, x, y, batch, step, lam, t1, t2, s1, s2, noise)
 
 
+@register_network("single_index_ramp")
+def ramp_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float):
+    """σ(<w, x>) with the problem's ramp (the MMN problems): sgd_steps_ramp with its kinks and levels."""
+    r = problem.ramp
+    return lambda x, y, steps, noise: sgd_steps_ramp(theta, x, y, batch, step, lam, r.t1, r.t2, r.s1, r.s2, noise)
+
+
 def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
                          t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
-    """NumPy twin of sgd_steps_ramp: the update of MATH §2 written as array expressions."""
-    slope = (s2 - s1) / (t2 - t1)
+    """NumPy twin of sgd_steps_ramp: the update of docs/math.md §2 written as array expressions."""
     for s in range(len(y) // batch):
         xb, yb = x[s * batch:(s + 1) * batch], y[s * batch:(s + 1) * batch]
         z = xb @ w.T                                                     # (B, N)
-        yhat = (s1 + slope * np.clip(z - t1, 0.0, t2 - t1)).mean(axis=1)
-        grad_out = (yb - yhat)[:, None] * np.where((z > t1) & (z < t2), slope, 0.0)   # (B, N)
+        yhat = ramp(z, t1, t2, s1, s2).mean(axis=1)
+        grad_out = (yb - yhat)[:, None] * ramp_prime(z, t1, t2, s1, s2)   # (B, N)
         w[...] = w + step * (grad_out.T @ xb / batch - lam * w)
         if len(noise):
             w += noise[s]
@@ -138,7 +145,7 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
                      code: int, t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
     """Steps for ŷ(x) = (1/N) Σ a_i σ(w_i x + b_i), scalar x; θ (N, 2) = (a, w) or (N, 3) = (a, w, b).
 
-    ∇_θ σ* = (σ(z), a σ'(z) x, a σ'(z)) at z = w x + b (MATH §2, §3.3); x (S·B,), y (S·B,).
+    ∇_θ σ* = (σ(z), a σ'(z) x, a σ'(z)) at z = w x + b (docs/math.md §2, §3.3); x (S·B,), y (S·B,).
     """
     n, dim = theta.shape
     pre = np.empty((batch, n))
@@ -171,6 +178,13 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
             if noise.shape[0] > 0:
                 for a_ in range(dim):
                     theta[i, a_] += noise[s, i, a_]
+
+
+@register_network("neuron")
+def neuron_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float):
+    """a σ(w x + b) with the problem's activation code (teacher–student): sgd_steps_neuron."""
+    return lambda x, y, steps, noise: sgd_steps_neuron(theta, x, y, batch, step, lam, problem.code, *problem.ramp,
+                                                       noise)
 
 
 def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,

@@ -1,4 +1,4 @@
-"""Finite-volume solver for the distributional dynamics (MATH.md §5).
+"""Finite-volume solver for the distributional dynamics (docs/math.md §5).
 
 Note: py-pde also installs a top-level package named `pde`; the two cannot share an environment.
 """

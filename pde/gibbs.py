@@ -1,9 +1,9 @@
-"""The self-consistent Gibbs state ρ* = Z⁻¹ J e^{−βΨ_λ(·; ρ*)} on a grid (MATH.md §2, §6).
+"""The self-consistent Gibbs state ρ* = Z⁻¹ J e^{−βΨ_λ(·; ρ*)} on a grid (docs/math.md §2, §6).
 
 Damped fixed-point iteration ρ ← (1 − a) ρ + a T(ρ), T(ρ) = Z⁻¹ J e^{−βΨ_λ[ρ]} (normalised to the
 mass of ρ). The residual is ‖T(ρ) − ρ‖₁ / mass. The damping adapts: it is halved whenever the residual
 grows, and grows by 10% (up to a_max) while it falls. For λ > 0 the free energy has a unique
-minimiser (MATH §2), which is this fixed point.
+minimiser (docs/math.md §2), which is this fixed point.
 """
 from __future__ import annotations
 

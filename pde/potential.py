@@ -1,4 +1,4 @@
-"""Ψ, R and F on a grid from a GridModel: two matrix–vector products (MATH.md §1, §2, §5)."""
+"""Ψ, R and F on a grid from a GridModel: two matrix–vector products (docs/math.md §1, §2, §5)."""
 from __future__ import annotations
 
 import numpy as np
@@ -111,7 +111,7 @@ class PotentialOperator:
     """Ψ_λ[ρ] = V + (λ/2)|θ|² + Φᵀ(w ∘ Φρ|cell|) for cell averages ρ, in O(K·M).
 
     Risk R = R# + 2∫Vρ + Σ_k w_k f_k², f = Φρ|cell|; R_λ = R + λ∫|θ|²ρ; free energy
-    F = ½R_λ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; MATH §2, §3). The discrete interaction matrix
+    F = ½R_λ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; docs/math.md §2, §3). The discrete interaction matrix
     ΦᵀWΦ is symmetric, which is all the semi-discrete decay of F needs (CCH Thm 2.5).
     With compress (default), more than COMPRESS_MIN_FEATURES features with W ≥ 0 are replaced by
     their best low-rank form (compress_features), which changes the kernel by under 1e−15 relative.
@@ -149,11 +149,11 @@ class PotentialOperator:
         return out.reshape(self.grid.shape)
 
     def psi_noisy(self, rho: np.ndarray) -> np.ndarray:
-        """ψ = Ψ_λ − β⁻¹ log J, the potential the Scharfetter–Gummel flux sees (MATH §3, §5)."""
+        """ψ = Ψ_λ − β⁻¹ log J, the potential the Scharfetter–Gummel flux sees (docs/math.md §3, §5)."""
         return self.psi(rho) - self.model.log_volume.reshape(self.grid.shape) / self.beta
 
     def gibbs(self, rho: np.ndarray) -> np.ndarray:
-        """Z⁻¹ J e^{−βΨ_λ[ρ]} on the grid, normalised to the mass of ρ (MATH §2)."""
+        """Z⁻¹ J e^{−βΨ_λ[ρ]} on the grid, normalised to the mass of ρ (docs/math.md §2)."""
         exponent = -self.beta * self.psi_noisy(rho)
         weights = np.exp(exponent - exponent.max())
         return weights * (self.grid.integrate(rho) / self.grid.integrate(weights))
@@ -179,5 +179,5 @@ class PotentialOperator:
         return value
 
     def finite_n_term(self, rho: np.ndarray) -> float:
-        """∫U(θ,θ)dρ − ∬U dρ dρ: E R_N = R(ρ) + this / N for θ_i iid ~ ρ (MATH §1)."""
+        """∫U(θ,θ)dρ − ∬U dρ dρ: E R_N = R(ρ) + this / N for θ_i iid ~ ρ (docs/math.md §1)."""
         return float(self.model.self_interaction @ rho.ravel()) * self.vol - self.interaction_energy(rho)

@@ -1,4 +1,5 @@
-"""The `mfdyn` command (DESIGN.md, "CLI"). Bad input: one line on stderr and exit code 2."""
+"""The `mfdyn` command (docs/guide.md, "The command line"), a thin layer over the Python API
+(validation/api.py). Bad input: one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output file (default: runs/<config name>.h5, never overwritten)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (value read as TOML); repeatable")
-    run.add_argument("--engine", choices=("both", "pde", "particles"), default="both")
+    run.add_argument("--engine", default="both", metavar="ENGINE",
+                     help="both (pde + particles, the default), all, or one engine: pde, particles")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
     cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")
@@ -44,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to run on instead")
     info = sub.add_parser("info", help="what is in a run file: status, provenance, config, datasets")
     info.add_argument("run", type=Path)
-    ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (MATH §6)")
+    rep = sub.add_parser("repair", help="rewrite a killed run's file as a plain HDF5 file of its complete snapshots")
+    rep.add_argument("run", type=Path)
+    ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (docs/math.md §6)")
     ver.add_argument("--case", action="append", default=None, metavar="NAME",
                      help="run only these cases (repeatable); default: all")
     ver.add_argument("--quick", action="store_true", help="skip the finest grid of each case")
@@ -69,17 +73,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_FAILED
 
 
-def _output_path(args: argparse.Namespace, suffix: str = "") -> Path:
-    """--out if given (refusing to replace a file without --overwrite), else the next free runs/<name>.h5."""
-    from mfdyn.io import free_path
+def _output_path(args: argparse.Namespace, suffix: str = "") -> tuple[Path, bool]:
+    """(--out, --overwrite) if --out is given, else (the next free runs/<config name><suffix>.h5, False)."""
+    from mfdyn.storage import free_path
 
     if args.out is None:
-        return free_path(Path("runs") / f"{args.config.stem}{suffix}.h5")
-    if args.out.is_dir():
-        raise UsageError(f"--out {args.out}: is a directory; give a file path such as {args.out / 'run.h5'}")
-    if args.out.exists() and not args.overwrite:
-        raise UsageError(f"--out {args.out}: file exists; pass --overwrite to replace it or choose another path")
-    return args.out
+        return free_path(Path("runs") / f"{args.config.stem}{suffix}.h5"), False
+    return args.out, args.overwrite
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -88,50 +88,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.config is not None or args.overrides or args.out is not None:
             raise UsageError("--resume RUN.h5 continues that file with its own config; give no CONFIG, --set or --out")
-        from validation.run import resume
+        from validation.runner import resume
 
         print(f"wrote {resume(args.resume)}")
         return 0
     if args.config is None:
         raise UsageError("run needs a CONFIG (or --resume RUN.h5)")
-    config = load_config(args.config, args.overrides)   # validated before any file is touched
-    out = _output_path(args)
-    from validation.run import execute
+    from validation.api import run
 
-    execute(config, out, args.engine)
-    print(f"wrote {out}")
+    config = load_config(args.config, args.overrides)   # validated before any file is touched
+    out, overwrite = _output_path(args)
+    with run(config, engine=args.engine, out=out, overwrite=overwrite):
+        print(f"wrote {out}")
     return 0
 
 
 def _cmd_gibbs(args: argparse.Namespace) -> int:
-    import math
-
     from mfdyn.config import load_config
+    from validation.api import gibbs
 
     config = load_config(args.config, args.overrides)
-    if math.isinf(config.dynamics.beta):
-        raise UsageError("dynamics.beta: the Gibbs state needs a finite β (β = inf has no entropy term)")
-    out = _output_path(args, "-gibbs")
-    from validation.run import execute_gibbs
-
-    out, converged = execute_gibbs(config, out)
+    out, overwrite = _output_path(args, "-gibbs")
+    with gibbs(config, out=out, overwrite=overwrite) as result:
+        converged = not result.status.startswith("failed")
     print(f"wrote {out}" + ("" if converged else " (not converged: see /gibbs/residual)"))
     return 0 if converged else EXIT_FAILED
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mfdyn.io import open_run
-    from validation.compare import comparison_table, format_table, observables_of
+    from validation.api import open as open_run
 
-    with open_run(args.run) as f:
-        table = comparison_table(f)
-        coords = f["particles"].attrs["coords"].split(",")
-        print(format_table(table, coords, f["particles/theta"].shape[1], observables_of(f)))
+    with open_run(args.run) as run:
+        print(run.compare())
         if args.plot is not None:
-            from validation.plots import comparison_figure
-
-            comparison_figure(f, table, args.plot)
+            run.plot(args.plot)
             print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from mfdyn.storage import repair
+
+    groups = repair(args.run)
+    print(f"repaired {args.run}: {groups} group(s) rewritten with their complete snapshots")
     return 0
 
 
@@ -154,10 +153,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from mfdyn.io import completed, open_run
+    from mfdyn.storage import RunFile
 
-    with open_run(args.run) as f:
-        attrs = dict(f.attrs)
+    with RunFile.open(args.run) as f:
+        attrs = f.attrs
         print(f"{args.run}: status {attrs.get('status')}, engine {attrs.get('engine', '?')}, "
               f"schema {attrs.get('schema_version')}")
         for key in ("created_utc", "wall_seconds", "compile_seconds", "seed", "seed_entropy", "threads", "host",
@@ -165,17 +164,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
                     "numba_version", "h5py_version", "overrides", "resumed_from_status"):
             if key in attrs and str(attrs[key]) != "":
                 print(f"  {key}: {attrs[key]}")
-        for group in ("pde", "particles", "comparison", "gibbs"):
-            if group not in f:
-                continue
-            count = completed(f, group) if "time" in f[group] else None
+        for group in f.groups():
+            count = f.count(group) if f.has(group, "time") else None
             print(f"/{group}" + (f"  ({count} complete snapshots)" if count is not None else ""))
-            for name, ds in f[group].items():
-                print(f"  {name:<16} {str(ds.shape):<18} {ds.attrs.get('long_name', '')}")
-            for key, value in f[group].attrs.items():
+            for name, shape, long_name in f.datasets(group):
+                print(f"  {name:<16} {str(shape):<18} {long_name}")
+            for key, value in f.group_attrs(group).items():
                 print(f"  @{key} = {value}")
         print("config (as run):")
-        print("  " + str(attrs.get("config_toml", "")).strip().replace("\n", "\n  "))
+        print("  " + f.config_toml.strip().replace("\n", "\n  "))
     return 0
 
 
@@ -187,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs,
-                   "info": _cmd_info, "sweep": _cmd_sweep}[args.command]
+                   "info": _cmd_info, "sweep": _cmd_sweep, "repair": _cmd_repair}[args.command]
         return handler(args)
     except BlowUp as exc:
         print(f"mfdyn: run stopped: {exc} (the file keeps every snapshot before it)", file=sys.stderr)

@@ -1,32 +1,26 @@
-"""`mfdyn compare`: PDE against SGD at the common save times (MATH.md §1, §2)."""
+"""`mfdyn compare`: PDE against SGD at the common save times (docs/math.md §1, §2)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
-import h5py
 import numpy as np
 
 from mfdyn.config import load_config
 from mfdyn.expressions import default_observables, evaluate
+from mfdyn.storage import RunFile
 from validation.observables import (QUANTILES, edges_from_centres, marginal_quantiles, particle_quantiles,
                                     pde_expectation, risk_with_finite_n, SlicedW1, w1_1d)
 
 
-def _coords(f: h5py.File) -> list[str]:
-    return f["particles"].attrs["coords"].split(",")
-
-
 def observables_for(config) -> tuple[str, ...]:
     """The test functions of a config: output.observables, or the defaults for its problem's coordinates."""
-    from mfdyn.problems import CATALOGUE
-
-    coords = CATALOGUE[config.problem.name].coordinates(config.problem.params)
-    return config.output.observables or default_observables(coords)
+    return config.output.observables or default_observables(config.coordinates)
 
 
-def observables_of(f: h5py.File) -> tuple[str, ...]:
+def observables_of(run: RunFile) -> tuple[str, ...]:
     """The test functions of a run file (observables_for its config)."""
-    return observables_for(load_config(str(f.attrs["config_toml"]), from_text=True))
+    return observables_for(load_config(run.config_toml, from_text=True))
 
 
 @lru_cache(maxsize=8)
@@ -35,68 +29,92 @@ def _sliced_w1(grid_key: tuple) -> SlicedW1:
     return SlicedW1([np.linspace(lo, hi, n) for lo, hi, n in grid_key])
 
 
-def comparison_table(f: h5py.File, pde: h5py.Group | None = None) -> dict[str, np.ndarray]:
+def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.ndarray]:
     """Risks, test functions, W1 and reduced-coordinate quantiles of both engines at their common times.
 
-    Keys: time, risk_pde, risk_pde_finite_n (R_pde + the 1/N term), risk_sgd, risk_gap
+    Keys: time, risk_pde, risk_pde_finite_n (R_pde + the iid 1/N term), risk_sgd, risk_gap
     (R_sgd − R_pde − 1/N term); per coordinate c: quantiles_pde_c, quantiles_sgd_c (T, 3); per test
     function k (attribute `observables` lists them): obs_pde_k, obs_sgd_k, gap_k = |mean f(z_i) − ∫f dρ|;
     and w1: W1 between the particles' reduced coordinates and ρ (exact in 1-D, sliced above).
-    pde: the /pde group to compare with, if it lives in another file (sweeps).
+    pde: the file holding /pde, if it is another one (sweeps).
     """
-    if (pde is None and "pde" not in f) or "particles" not in f:
-        raise ValueError(f"{f.filename}: compare needs both engines; this file has "
-                         + (", ".join(g for g in ("pde", "particles") if g in f) or "neither"))
-    pde = f["pde"] if pde is None else pde
-    t_pde, t_sgd = pde["time"][:], f["particles/time"][:]
+    pde = run if pde is None else pde
+    if not pde.has("pde") or not run.has("particles"):
+        raise ValueError(f"{run.name}: compare needs both engines; this file has "
+                         + (", ".join(g for g in ("pde", "particles") if run.has(g)) or "neither"))
+    t_pde, t_sgd = pde.series("pde", "time"), run.series("particles", "time")
     pairs = [(i, int(np.argmin(np.abs(t_pde - t)))) for i, t in enumerate(t_sgd)]
     pairs = [(i, j) for i, j in pairs if t_pde.size and abs(t_pde[j] - t_sgd[i]) <= 1e-9 * max(1.0, t_sgd[i])]
     i_sgd = np.array([i for i, _ in pairs], dtype=int)
     i_pde = np.array([j for _, j in pairs], dtype=int)
-    n = f["particles/theta"].shape[1]
-    risk_pde = pde["risk"][:][i_pde]
+    n = particle_count(run)
+    risk_pde = pde.series("pde", "risk")[i_pde]
     table = {"time": t_sgd[i_sgd], "risk_pde": risk_pde,
-             "risk_pde_finite_n": risk_with_finite_n(risk_pde, pde["finite_n_term"][:][i_pde], n),
-             "risk_sgd": f["particles/risk"][:][i_sgd]}
+             "risk_pde_finite_n": risk_with_finite_n(risk_pde, pde.series("pde", "finite_n_term")[i_pde], n),
+             "risk_sgd": run.series("particles", "risk")[i_sgd]}
     table["risk_gap"] = table["risk_sgd"] - table["risk_pde_finite_n"]
-    coords = _coords(f)
-    edges = [edges_from_centres(pde[c][:]) for c in coords]
-    density = pde["density"]
+    coords = run.coords("particles")
+    centres = [pde.fixed("pde", c) for c in coords]
+    edges = [edges_from_centres(c) for c in centres]
+    zs = [run.row("particles", "z", i) for i in i_sgd]
+    rhos = [pde.row("pde", "density", j) for j in i_pde]
     for axis, c in enumerate(coords):
-        table[f"quantiles_pde_{c}"] = np.array([marginal_quantiles(density[j], edges, axis) for j in i_pde])
-        table[f"quantiles_sgd_{c}"] = np.array([particle_quantiles(f["particles/z"][i][:, axis:axis + 1])[:, 0]
-                                                for i in i_sgd])
-    centres = [pde[c][:] for c in coords]
-    zs = [f["particles/z"][i] for i in i_sgd]
-    rhos = [density[j] for j in i_pde]
-    for k, expression in enumerate(observables_of(f)):
-        pde = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
-        sgd = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
-        table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"], table[f"gap_{k}"] = pde, sgd, np.abs(sgd - pde)
+        table[f"quantiles_pde_{c}"] = np.array([marginal_quantiles(rho, edges, axis) for rho in rhos])
+        table[f"quantiles_sgd_{c}"] = np.array([particle_quantiles(z[:, axis:axis + 1])[:, 0] for z in zs])
+    for k, expression in enumerate(observables_of(run)):
+        on_grid = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
+        on_particles = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
+        table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"] = on_grid, on_particles
+        table[f"gap_{k}"] = np.abs(on_particles - on_grid)
     w1 = ((lambda z, rho: w1_1d(z[:, 0], rho, edges[0])) if len(coords) == 1
           else _sliced_w1(tuple((float(c[0]), float(c[-1]), len(c)) for c in centres)))
     table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
     return table
 
 
-def write_comparison(f: h5py.File, table: dict[str, np.ndarray]) -> None:
-    """Store the table under /comparison (time as its dimension scale)."""
-    g = f.require_group("comparison")
-    for name, values in table.items():
-        if name in g:
-            del g[name]
-        g.create_dataset(name, data=values)
-    g["time"].make_scale("time")
-    if "quantile" not in g:
-        g.create_dataset("quantile", data=np.array(QUANTILES)).make_scale("quantile")
-    for name, values in table.items():
-        if name != "time":
-            g[name].dims[0].attach_scale(g["time"])
-            if np.ndim(values) == 2:
-                g[name].dims[1].attach_scale(g["quantile"])
-    g.attrs["quantile_levels"] = np.array(QUANTILES)
-    g.attrs["observables"] = "\n".join(observables_of(f))
-    f.flush()
+@dataclass
+class Comparison:
+    """The comparison of a run: `table` (comparison_table's arrays), printed as `mfdyn compare` prints it,
+    indexable by key (c["risk_gap"]), and as an xarray.Dataset on (time, quantile) with to_xarray()."""
+
+    table: dict[str, np.ndarray]
+    coords: list[str]
+    n: int
+    observables: tuple[str, ...]
+
+    @classmethod
+    def of(cls, run: RunFile, pde: RunFile | None = None) -> "Comparison":
+        """The comparison of a run file's particles with its /pde (or that of the file pde)."""
+        return cls(comparison_table(run, pde), run.coords("particles"), particle_count(run), observables_of(run))
+
+    def __str__(self) -> str:
+        return format_table(self.table, self.coords, self.n, self.observables)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.table[key]
+
+    def keys(self):
+        return self.table.keys()
+
+    def to_xarray(self):
+        import xarray as xr
+
+        data = {k: (("time",) if np.ndim(v) == 1 else ("time", "quantile"), v)
+                for k, v in self.table.items() if k != "time"}
+        return xr.Dataset(data, coords={"time": self.table["time"], "quantile": np.array(QUANTILES)},
+                          attrs={"observables": "\n".join(self.observables), "n": self.n})
+
+
+def particle_count(run: RunFile) -> int:
+    """N, the number of particles of a run file."""
+    return len(run.fixed("particles", "particle"))
+
+
+def write_comparison(run: RunFile, table: dict[str, np.ndarray]) -> None:
+    """Store the table as the group /comparison (time and quantile as its dimension scales)."""
+    dims = {name: ("time",) if np.ndim(v) == 1 else ("time", "quantile") for name, v in table.items()}
+    run.write_table("comparison", table, dims, {"time": table["time"], "quantile": np.array(QUANTILES)},
+                    quantile_levels=np.array(QUANTILES), observables="\n".join(observables_of(run)))
 
 
 def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
@@ -114,7 +132,7 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
             row += [f"{v:.4f}" for v in table[f"quantiles_sgd_{c}"][k]]
         rows.append(row)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = [f"PDE vs SGD, N = {n} (1/N term: MATH §1; gap = R_sgd − R_pde − 1/N term)",
+    lines = [f"PDE vs SGD, N = {n} (1/N term: docs/math.md §1; gap = R_sgd − R_pde − 1/N term)",
              "  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     if rows:

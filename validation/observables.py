@@ -1,4 +1,4 @@
-"""Quantities compared between the two engines (MATH.md §1, §2)."""
+"""Quantities compared between the two engines (docs/math.md §1, §2)."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +42,7 @@ def particle_quantiles(z: np.ndarray, probs: tuple[float, ...] = QUANTILES) -> n
 
 
 def risk_with_finite_n(risk_pde: np.ndarray, finite_n_term: np.ndarray, n: int) -> np.ndarray:
-    """E R_N for θ_i iid ~ ρ: R(ρ) + (∫U(θ,θ)dρ − ∬U dρdρ)/N (MATH §1)."""
+    """E R_N for θ_i iid ~ ρ: R(ρ) + (∫U(θ,θ)dρ − ∬U dρdρ)/N (docs/math.md §1)."""
     return np.asarray(risk_pde) + np.asarray(finite_n_term) / n
 
 

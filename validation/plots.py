@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
+
+from mfdyn.storage import RunFile
+from validation.compare import particle_count
 
 
 def _marginal(density: np.ndarray, keep: tuple[int, ...], widths: np.ndarray) -> np.ndarray:
@@ -57,40 +59,38 @@ def _density_2d(ax, marginal: np.ndarray, cx: np.ndarray, cy: np.ndarray, points
     ax.set_ylabel(names[1])
 
 
-def comparison_figure(f: h5py.File, table: dict[str, np.ndarray], path: Path, n_panels: int = 4) -> None:
+def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | None = None, n_panels: int = 4):
     """Write a PNG: risk vs t for both engines (top); below, at up to n_panels times, the PDE density
     against the particles: a histogram overlay (1-D), a heat map with the particles (2-D), or the three
-    pairwise marginals at up to 3 times (3-D)."""
-    import matplotlib
+    pairwise marginals at up to 3 times (3-D). Returns the Figure (written to path if given, then closed)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    coords = f["particles"].attrs["coords"].split(",")
+    coords = run.coords("particles")
     ndim = len(coords)
-    n = f["particles/theta"].shape[1]
+    n = particle_count(run)
+    t_pde, risk_pde = run.series("pde", "time"), run.series("pde", "risk")
     t = table["time"]
     picks = np.unique(np.linspace(0, len(t) - 1, n_panels if ndim < 3 else 3).round().astype(int))
     rows, cols = (1, len(picks)) if ndim < 3 else (len(picks), 3)
-    fig = plt.figure(figsize=(3.3 * cols if ndim < 3 else 11, 3.6 + 3.0 * rows))
+    fig = Figure(figsize=(3.3 * cols if ndim < 3 else 11, 3.6 + 3.0 * rows))
     grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.1] + [1] * rows)
     ax = fig.add_subplot(grid[0, :])
-    ax.plot(f["pde/time"][:], f["pde/risk"][:], "-", color="C0", label="PDE  R(ρ_t)")
+    ax.plot(t_pde, risk_pde, "-", color="C0", label="PDE  R(ρ_t)")
     ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6, label="PDE + iid 1/N term")
     ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"particles  R_N,  N = {n}")
     ax.set_xlabel("t")
     ax.set_ylabel("risk")
-    risks = np.concatenate([f["pde/risk"][:], table["risk_sgd"]])
+    risks = np.concatenate([risk_pde, table["risk_sgd"]])
     if risks.min() > 0 and risks.max() > 5 * risks.min():
         ax.set_yscale("log")
     ax.legend(frameon=False)
-    centres = [f["pde"][c][:] for c in coords]
+    centres = [run.fixed("pde", c) for c in coords]
     widths = np.array([c[1] - c[0] for c in centres])
-    t_pde, t_sgd = f["pde/time"][:], f["particles/time"][:]
+    t_sgd = run.series("particles", "time")
     pairs = [(0, 1), (0, 2), (1, 2)]
     for row_or_col, k in enumerate(picks):
-        density = f["pde/density"][int(np.argmin(np.abs(t_pde - t[k])))]
-        z = f["particles/z"][int(np.argmin(np.abs(t_sgd - t[k])))]
+        density = run.row("pde", "density", int(np.argmin(np.abs(t_pde - t[k]))))
+        z = run.row("particles", "z", int(np.argmin(np.abs(t_sgd - t[k]))))
         if ndim == 1:
             ax = fig.add_subplot(grid[1, row_or_col])
             _density_1d(ax, density, centres[0], z[:, 0], coords[0])
@@ -109,5 +109,6 @@ def comparison_figure(f: h5py.File, table: dict[str, np.ndarray], path: Path, n_
                             (coords[a], coords[b]))
                 ax.set_title(f"t = {t[k]:g}: ({coords[a]}, {coords[b]})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

@@ -1,4 +1,4 @@
-"""`mfdyn verify`: the exact-solution cases of MATH.md §6, under refinement.
+"""`mfdyn verify`: the exact-solution cases of docs/math.md §6, under refinement.
 
 Noiseless cases are linear flows (Ornstein–Uhlenbeck drift, or quadratic interaction about the mean)
 started from the smooth compactly supported cos⁶ bump, whose exact solution is the same bump,

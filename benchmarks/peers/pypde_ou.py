@@ -17,7 +17,7 @@ K1, K2, BETA, M0, KAPPA, L = 1.0, 0.5, 10.0, (0.3, -0.2), 0.4, 2.6
 
 
 def exact(x, y, t):
-    """Mean e^{−Kt} m0, variance v∞ + (v0 − v∞) e^{−2Kt} per axis, v∞ = 1/(βK) (MATH.md §6, ξ = ½)."""
+    """Mean e^{−Kt} m0, variance v∞ + (v0 − v∞) e^{−2Kt} per axis, v∞ = 1/(βK) (docs/math.md §6, ξ = ½)."""
     out = 1.0
     for coord, k, m in ((x, K1, M0[0]), (y, K2, M0[1])):
         v_inf = 1.0 / (BETA * k)

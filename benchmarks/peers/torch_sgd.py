@@ -1,6 +1,6 @@
 """PyTorch peer for benchmarks/bench_sgd.py, run in its own venv (torch is not an mfdyn dependency).
 
-Online SGD on MMN isotropic exactly as MATH.md §2, written as a PyTorch user would: autograd on the
+Online SGD on MMN isotropic exactly as docs/math.md §2, written as a PyTorch user would: autograd on the
 per-sample square loss ½(y − ŷ)² of ŷ(x) = (1/N) Σ σ(<w_i, x>) with the ramp, and the mean-field
 learning rate N·s per neuron (∂ŷ/∂w_i carries 1/N), s = εξ; weights on the CPU, float64.
 Prints one JSON line: {"n": N, "steps": S, "seconds": T}.

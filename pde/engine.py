@@ -1,0 +1,119 @@
+"""The grid solver as an engine: a config's grid, Ψ operator and ρ_0, solved into the group /pde
+(docs/math.md §5; the protocol in mfdyn/engines.py)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from mfdyn.engines import Snapshot, register_engine, remaining_times
+from mfdyn.errors import BlowUp
+from pde.grid import Grid
+from pde.potential import PotentialOperator, check_memory
+from pde.solve import PDEState, solve
+
+# Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
+BOUNDARY_MASS_TOL = 1e-6
+MASS_DRIFT_TOL = 1e-9       # relative: more than round-off means the run has gone wrong
+
+
+def build_grid(problem, config) -> Grid:
+    """The grid a config asks for: pde.bounds (default: the problem's) and pde.cells per axis."""
+    bounds = config.pde.bounds or problem.default_bounds()
+    cells = config.pde.cells * len(bounds) if len(config.pde.cells) == 1 else config.pde.cells
+    return Grid(tuple(bounds), tuple(cells), problem.coords)
+
+
+def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) -> float:
+    """Mass in the outermost cell layer, except at lower faces that are natural edges (r = 0)."""
+    layer = np.zeros(grid.shape, dtype=bool)
+    for axis in range(grid.ndim):
+        idx = [slice(None)] * grid.ndim
+        idx[axis] = -1
+        layer[tuple(idx)] = True
+        if not natural_lower[axis]:
+            idx[axis] = 0
+            layer[tuple(idx)] = True
+    return float(rho[layer].sum() * grid.cell_volume)
+
+
+@register_engine
+class PDEEngine:
+    """The finite-volume solver on a config, writing /pde: the density and R, F, mass per save time."""
+
+    name = "pde"
+
+    def __init__(self, problem, config):
+        self.problem, self.config = problem, config
+        self.grid = build_grid(problem, config)
+        check_memory(problem.feature_count(self.grid.centres), int(np.prod(self.grid.shape)), config.pde.memory_gb)
+
+    def prepare(self) -> None:
+        """Build Φ and ρ_0 (the expensive part), after the inputs are known to be valid."""
+        self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, self.config.dynamics.lam,
+                                    self.config.dynamics.beta)
+        self.rho0 = self.problem.initial_cell_averages(self.grid.edges)
+
+    def layout(self, writer) -> None:
+        writer.scale(self.name, "time", units="t (SGD clock t = kε)")
+        for name, centres in zip(self.grid.names, self.grid.centres):
+            writer.scale(self.name, name, centres, long_name=f"cell centres of {name}")
+        writer.series(self.name, "density", self.grid.shape, ("time",) + self.grid.names, compress=True,
+                      long_name="cell averages of the density in " + ", ".join(self.grid.names))
+        for name, desc in (("risk", "R(ρ), docs/math.md §1"),
+                           ("free_energy", "F = ½R_λ + β⁻¹∫ρ log(ρ/J), docs/math.md §2"),
+                           ("mass", "∫ρ"), ("finite_n_term", "∫U(θ,θ)dρ − ∬U dρdρ: E R_N = R + this/N for iid θ_i"),
+                           ("steps", "accepted time steps so far"),
+                           ("dt_next", "the explicit stepper's next dt (error control), to resume exactly")):
+            writer.series(self.name, name, (), ("time",), long_name=desc)
+        writer.group_attrs(self.name, coords=",".join(self.grid.names), kernel_features=self.op.phi.shape[0],
+                           kernel_features_built=self.op.features_built,
+                           kernel_dropped_eigenvalue=self.op.dropped_eigenvalue)
+
+    def row(self, state: PDEState) -> dict:
+        """The datasets of one saved state."""
+        rho, op = state.rho, self.op
+        return {"time": state.t, "density": rho, "risk": op.risk(rho), "free_energy": op.free_energy(rho),
+                "mass": self.grid.integrate(rho), "finite_n_term": op.finite_n_term(rho),
+                "steps": state.steps, "dt_next": state.dt_next}
+
+    def run(self, start: PDEState | None = None) -> Iterator[Snapshot]:
+        """Solve to t_end (from `start`, a saved state, if given), a snapshot per save time.
+
+        Raises BlowUp if the mass drifts beyond round-off; warns once if mass reaches the domain edge.
+        """
+        cfg, pde = self.config, self.config.pde
+        mass0 = self.grid.integrate(self.rho0)
+        times = remaining_times(cfg.save_times(), None if start is None else start.t)
+        if start is None:
+            start = PDEState(0.0, self.rho0, 0, 0)
+        worst = 0.0
+        for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
+                           pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps):
+            drift = abs(self.grid.integrate(state.rho) - mass0) / mass0
+            if drift > MASS_DRIFT_TOL:
+                raise BlowUp(f"PDE mass drifted by {drift:.1e} (relative) by t = {state.t:.6g}; likely fix: "
+                             "a smaller pde.cfl or a finer grid")
+            edge = boundary_mass(state.rho, self.grid, self.problem.natural_lower)
+            warning = None
+            if edge > BOUNDARY_MASS_TOL and worst <= BOUNDARY_MASS_TOL:
+                warning = (f"PDE mass reached the edge of the domain at t = {state.t:.4g} (fraction {edge:.2e} "
+                           "in the outermost cells); enlarge pde.bounds")
+            worst = max(worst, edge)
+            yield Snapshot(state.t, state.steps, self.row(state),
+                           {"steps": state.steps, "rejected_steps": state.rejected, "boundary_mass_max": worst,
+                            "mass_reached_boundary": worst > BOUNDARY_MASS_TOL}, warning)
+
+    def start_state(self, run_file, n: int) -> PDEState | None:
+        """The state of the n-th complete snapshot of /pde (None for n = 0: start afresh)."""
+        if n == 0:
+            return None
+        i = n - 1
+
+        def value(name):
+            return run_file.row(self.name, name, i)
+
+        return PDEState(float(value("time")), value("density"), int(value("steps")), 0, float(value("dt_next")))
+
+
+__all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass", "build_grid"]

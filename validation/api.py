@@ -1,0 +1,152 @@
+"""The Python API: what `import mfdyn` offers a notebook (docs/guide.md, "From Python").
+
+    import mfdyn
+    run = mfdyn.run("configs/mmn_isotropic.toml", set={"particles.n": 400})   # in memory
+    run.pde.risk                      # xarray DataArray on the PDE's save times
+    print(run.compare())              # the comparison table, as `mfdyn compare` prints it
+    run.plot("fig.png")               # the comparison figure (a matplotlib Figure)
+    run = mfdyn.open("runs/mmn_isotropic.h5")                                 # any run file
+
+The CLI is a thin layer over these functions.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mfdyn.config import Config, as_config, load_config
+from mfdyn.storage import GROUPS, RunFile
+
+
+class Run:
+    """One run: its config, status and groups (xarray Datasets with named coordinates), comparison and figure.
+
+    Groups present in the file are attributes: run.pde, run.particles, run.comparison (and run.gibbs,
+    run.kernel, ... where those engines ran). A Run holds its file open; close() or use `with`.
+    """
+
+    def __init__(self, file: RunFile):
+        self.file = file
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def path(self) -> Path | None:
+        """The run file (None for a run kept in memory)."""
+        return self.file.path
+
+    @cached_property
+    def config(self) -> Config:
+        """The config as run (after overrides), validated."""
+        return load_config(self.file.config_toml, from_text=True)
+
+    @property
+    def status(self) -> str:
+        """"completed", "running" (still running, or killed), "interrupted" (repaired) or "failed: reason"."""
+        return self.file.status
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Provenance: versions, seed, threads, host, wall and compile seconds, engine, overrides."""
+        return self.file.attrs
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups in the file (pde, particles, comparison, ...)."""
+        return self.file.groups()
+
+    def group(self, name: str):
+        """One group as an xarray.Dataset (series cut to the complete snapshots)."""
+        if not self.file.has(name):
+            raise KeyError(f"{self.file.name}: no group {name!r}; this run has {', '.join(self.groups) or 'none'}")
+        return self.file.to_xarray(name)
+
+    def __getattr__(self, name: str):
+        if name in GROUPS:
+            try:
+                return self.group(name)
+            except KeyError as exc:
+                raise AttributeError(exc.args[0]) from None
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self.groups))
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{g}: {self.file.count(g)}" for g in self.groups if self.file.has(g, "time"))
+        return f"<mfdyn.Run {self.file.name} {self.config.problem.name} status={self.status!r} snapshots {{{counts}}}>"
+
+    # ------------------------------------------------------------------ what it says
+    def compare(self, against: "Run | None" = None):
+        """The comparison table of PDE and particles at their common times, as an xarray.Dataset
+        (str() of it is the table `mfdyn compare` prints). against: a run holding the /pde to compare
+        with, when it is another file (a sweep member's PDE)."""
+        from validation.compare import Comparison
+
+        return Comparison.of(self.file, None if against is None else against.file)
+
+    def plot(self, path: str | Path | None = None):
+        """The comparison figure as a matplotlib Figure; written to path (PNG, PDF, SVG) if given."""
+        from validation.plots import comparison_figure
+
+        return comparison_figure(self.file, self.compare().table, None if path is None else Path(path))
+
+    # ------------------------------------------------------------------ its file
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def run(config: "Config | dict | str | Path", set: dict[str, Any] | None = None, engine: str = "both",
+        out: str | Path | None = None, overwrite: bool = False, progress: bool | None = None) -> Run:
+    """Run a config and return the Run.
+
+    config: a Config, a dict of tables, a path to a TOML file, or TOML text. set: dotted overrides,
+    {"particles.n": 1600, "dynamics.t_end": 2}. engine: "both" (pde + particles), "all", or one engine
+    ("pde", "particles"). out: None keeps the whole file in memory; a path writes the usual run file and
+    refuses to replace an existing one unless overwrite=True. progress: the terminal status line
+    (default: when stderr is a terminal). Raises ConfigError (every bad key) before anything runs.
+    """
+    from validation.runner import engine_names, execute
+
+    cfg = as_config(config, set)
+    engine_names(engine)
+    target = None if out is None else Path(out)
+    if target is not None:
+        if target.is_dir():
+            raise ValueError(f"out {target}: is a directory; give a file path such as {target / 'run.h5'}")
+        if target.exists() and not overwrite:
+            raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it "
+                             "or choose another path")
+    return Run(execute(cfg, target, engine, progress))
+
+
+def open(path: str | Path) -> Run:  # noqa: A001  (mfdyn.open, as the issue names it)
+    """Open any run file (also one whose run was killed: it holds every complete snapshot)."""
+    return Run(RunFile.open(path))
+
+
+def gibbs(config: "Config | dict | str | Path", set: dict[str, Any] | None = None,
+          out: str | Path | None = None, overwrite: bool = False) -> Run:
+    """The self-consistent Gibbs state of a config (finite dynamics.beta) on its grid, as a Run whose /pde
+    holds one row at time = inf and /gibbs the residual per iteration. Status "failed: not converged …"
+    if the iteration did not reach pde.gibbs_tol."""
+    import math
+
+    from validation.gibbs import execute_gibbs
+
+    cfg = as_config(config, set)
+    if math.isinf(cfg.dynamics.beta):
+        raise ValueError("dynamics.beta: the Gibbs state needs a finite β (β = inf has no entropy term)")
+    target = None if out is None else Path(out)
+    if target is not None and target.exists() and not overwrite:
+        raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it")
+    return Run(execute_gibbs(cfg, target)[0])
+
+
+__all__ = ["Run", "gibbs", "open", "run"]

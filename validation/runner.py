@@ -1,0 +1,127 @@
+"""`mfdyn run`: the engines a run asks for, on one config, into one run file (docs/guide.md, "Running").
+
+The runner knows the engine protocol (mfdyn/engines.py), not the engines: each lays out its
+group, then the file enters SWMR mode and the engines only append snapshots. A run resumes from
+its file: the complete snapshots are copied into a fresh file, each engine continues from its last
+one, and the result equals a run that was never stopped.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import particles.engine  # noqa: F401  (registers the particle engine)
+import pde.engine  # noqa: F401  (registers the grid engine)
+from mfdyn.builds import compile_timer
+from mfdyn.config import Config, load_config
+from mfdyn.engines import ENGINES
+from mfdyn.problems import make_problem
+from mfdyn.storage import RunFile, RunWriter, copy_complete
+from validation.compare import comparison_table, write_comparison
+from validation.progress import Progress, warn
+
+# --engine choices: "both" is the classic pair, "all" every registered engine, or one engine by name
+ENGINE_SETS = {"both": ("pde", "particles"), "all": tuple(ENGINES)}
+ENGINE_CHOICES = (*ENGINE_SETS, *ENGINES)
+
+
+def engine_names(engine: str) -> tuple[str, ...]:
+    """The engines an --engine choice names; ValueError naming the allowed choices otherwise."""
+    if engine in ENGINE_SETS:
+        return ENGINE_SETS[engine]
+    if engine in ENGINES:
+        return (engine,)
+    raise ValueError(f"engine {engine!r}: unknown; allowed: {', '.join(ENGINE_CHOICES)}")
+
+
+def build_engines(config: Config, engine: str) -> list:
+    """The engines of an --engine choice on a config; building them makes the cheap checks (no file yet)."""
+    problem = make_problem(config)
+    return [ENGINES[name](problem, config) for name in engine_names(engine)]
+
+
+def _run_engines(writer: RunWriter, engines: list, config: Config, starts: list | None = None,
+                 progress: bool | None = None) -> None:
+    for e, start in zip(engines, starts or [None] * len(engines)):
+        shown = Progress(e.name, config.dynamics.t_end, progress)
+        for snap in e.run(start):
+            writer.append(e.name, snap.row)
+            if snap.attrs:
+                writer.set_attrs(e.name, **snap.attrs)
+            if snap.warning:
+                warn(snap.warning)
+            shown.update(snap.t, snap.steps)
+        shown.done()
+
+
+def _finish(writer: RunWriter, engines: list, started: float, compiled) -> None:
+    names = {e.name for e in engines}
+    writer.set_attrs("/", wall_seconds=time.perf_counter() - started, compile_seconds=compiled.seconds)
+    compare = (lambda f: write_comparison(f, comparison_table(f))) if {"pde", "particles"} <= names else None
+    writer.finish("completed", compare)
+
+
+def _root_attrs(writer: RunWriter, config: Config, engine: str) -> None:
+    writer.set_root(engine=engine, seed_entropy=str(np.random.SeedSequence(config.particles.seed).entropy))
+
+
+def execute(config: Config, out: Path | None, engine: str = "both", progress: bool | None = None) -> RunFile:
+    """Run the engines a config asks for into the new file `out` (None: in memory).
+
+    Returns the finished file, open for reading (the caller closes it). progress: show the status
+    line (default: when stderr is a terminal).
+    """
+    started = time.perf_counter()
+    engines = build_engines(config, engine)
+    with RunWriter(out, config.to_toml(), config.particles.seed, config.overrides) as writer, compile_timer() as ct:
+        _root_attrs(writer, config, engine)
+        for e in engines:
+            e.prepare()
+            e.layout(writer)
+        writer.start()
+        _run_engines(writer, engines, config, progress=progress)
+        _finish(writer, engines, started, ct)
+    return writer.reader() if out is None else RunFile.open(out)
+
+
+def resume(path: Path, progress: bool | None = None) -> Path:
+    """Continue the run in `path` from its last complete snapshots; the result equals an uninterrupted run.
+
+    The complete snapshots are copied into a fresh file beside it, which then replaces it, so that a
+    crash while resuming again leaves a valid file. Raises ValueError if there is nothing to resume.
+    """
+    started = time.perf_counter()
+    with RunFile.open(path) as old:
+        status, engine = old.status, old.engine
+        if status == "completed":
+            raise ValueError(f"{path}: the run is complete; nothing to resume")
+        try:
+            engine_names(engine)
+        except ValueError:
+            raise ValueError(f"{path}: only `mfdyn run` files can be resumed (this one is {engine!r})") from None
+        config = load_config(old.config_toml, from_text=True)
+        engines = build_engines(config, engine)
+        temp = path.with_name(f".{path.name}.resume")
+        writer = RunWriter(temp, config.to_toml(), config.particles.seed, config.overrides)
+        with writer, compile_timer() as ct:
+            _root_attrs(writer, config, engine)
+            writer.set_root(created_utc=old.attrs["created_utc"], resumed_from_status=status)
+            starts = []
+            for e in engines:
+                e.prepare()
+                e.layout(writer)
+                n = copy_complete(old, writer, e.name) if old.has(e.name) else 0
+                starts.append(e.start_state(old, n))
+            old.close()
+            writer.start()
+            os.replace(temp, path)          # the open handle follows the file
+            writer.path = path
+            _run_engines(writer, engines, config, starts, progress)
+            _finish(writer, engines, started, ct)
+    return path
+
+
+__all__ = ["ENGINE_CHOICES", "build_engines", "engine_names", "execute", "resume"]
