@@ -1,4 +1,4 @@
-"""Uniform cell-centred grids in 1 to 3 dimensions (MATH.md §5), and how the finite-volume kernels
+"""Uniform cell-centred grids in 1 to 3 dimensions (docs/math.md §5), and how the finite-volume kernels
 (pde.upwind, pde.scharfetter_gummel) view and split a grid-shaped array."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The solve loop: integrate ∂_t ρ = 2ξ [∇·(ρ∇Ψ_λ[ρ]) + β⁻¹Δρ] to each save time (MATH.md §2, §5)."""
+"""The solve loop: integrate ∂_t ρ = 2ξ [∇·(ρ∇Ψ_λ[ρ]) + β⁻¹Δρ] to each save time (docs/math.md §2, §5)."""
 from __future__ import annotations
 
 import math
@@ -35,7 +35,7 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
     if the density stops being finite and non-negative or the time step collapses.
 
     β = op.beta. Noiseless: upwind fluxes of ζ = 2ξΨ_λ. Noisy: Scharfetter–Gummel fluxes with
-    ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (MATH §5). stepper: a name in pde.steppers.STEPPERS, e.g.
+    ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (docs/math.md §5). stepper: a name in pde.steppers.STEPPERS, e.g.
     "explicit" is SSP-RK3 (rtol: local error control), "implicit" the linearly implicit step of size dt
     (β < ∞ only).
     """

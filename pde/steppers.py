@@ -1,4 +1,4 @@
-"""Time steppers for the finite-volume semi-discretisation (MATH.md §5).
+"""Time steppers for the finite-volume semi-discretisation (docs/math.md §5).
 
 Each stepper is a Stepper subclass registered under its pde.stepper name with @register_stepper;
 solve() builds the one named from StepperInputs, so a new stepper is one new class here.
@@ -147,7 +147,7 @@ def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
 
     For each face between cells i and i' (next along an axis), mass moves i → i' at rate
     forward = (Dif/h²) B(β(ψ_i' − ψ_i)) and i' → i at backward = (Dif/h²) B(β(ψ_i − ψ_i')): A has zero
-    column sums (mass) and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (MATH §5).
+    column sums (mass) and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (docs/math.md §5).
     """
     shape = (weights.forward[0].shape[0] + 1,) + weights.forward[0].shape[1:]      # the grid's
     index = np.arange(int(np.prod(shape))).reshape(shape)
@@ -166,7 +166,7 @@ def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
 
 @register_stepper("implicit")
 class LinearlyImplicit(Stepper):
-    """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (MATH §5): positive and mass-conserving for any dt,
+    """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (docs/math.md §5): positive and mass-conserving for any dt,
     first order in time. weights_of(ρ) gives the SG face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J; sparse LU
     solves. With psi_fixed (ψ does not depend on ρ) the factorisation is kept while dt stays the same."""
 
