@@ -11,6 +11,7 @@ The CLI is a thin layer over these functions.
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ class Run:
 
     @cached_property
     def config(self) -> Config:
-        """The config as run (after overrides), validated."""
-        return load_config(self.file.config_toml, from_text=True)
+        """The config as run (after overrides, which it records), validated."""
+        overrides = tuple(o for o in str(self.file.attrs.get("overrides", "")).split("\n") if o)
+        return dataclasses.replace(load_config(self.file.config_toml, from_text=True), overrides=overrides)
 
     @property
     def status(self) -> str:
