@@ -49,7 +49,8 @@ class Engine(Protocol):
 
 def register_engine(cls: type) -> type:
     """Class decorator: register an engine under its `name` (also the name of its group in the file)."""
-    if cls.name in ENGINES and ENGINES[cls.name].__qualname__ != cls.__qualname__:
+    known = ENGINES.get(cls.name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
         raise TypeError(f"engine name {cls.name!r} is already registered by {ENGINES[cls.name].__qualname__}")
     ENGINES[cls.name] = cls
     return cls

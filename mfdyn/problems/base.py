@@ -54,14 +54,20 @@ class Problem(ABC):
     # "single_index_ramp" (σ(<w,x>), ramp σ), "neuron" (a σ(w·x + b)), or "potential" (no data:
     # the deterministic gradient flow of Ψ_λ(·; ρ_N), see drift()).
     network: ClassVar[str]
+    # Whether the network has an output weight a in θ (σ* = a σ(·)): init.symmetric pairs a with −a.
+    has_output_weight: ClassVar[bool] = False
+    # Whether there is a network output f_ρ at all (False for the data-free linear flows): α and
+    # the centred model act on it.
+    has_network: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             return                     # an abstract family (e.g. the single-index ramp problems)
-        if cls.name in PROBLEMS and PROBLEMS[cls.name].__qualname__ != cls.__qualname__:
-            raise TypeError(f"problem name {cls.name!r} is already registered by {PROBLEMS[cls.name].__module__}."
-                            f"{PROBLEMS[cls.name].__qualname__}; choose another name")
+        known = PROBLEMS.get(cls.name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"problem name {cls.name!r} is already registered by {known.__module__}."
+                            f"{known.__qualname__}; choose another name")
         PROBLEMS[cls.name] = cls
 
     def __init__(self, params: Any, init: Any):
