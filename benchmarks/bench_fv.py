@@ -27,7 +27,7 @@ from timing import median_time, wall_time
 from mfdyn.config import load_config
 from mfdyn.problems import make_problem
 from pde import PotentialOperator, solve
-from validation.run import build_grid
+from mfdyn.grid import build_grid
 
 CONFIG = """
 [problem]

@@ -17,7 +17,7 @@ def serial_and_parallel(kernel: Callable, **options) -> tuple[Callable, Callable
     other's cached machine code (the parallel build then runs serially, or the serial one in threads).
     options (fastmath, ...) go to both builds.
     """
-    twin = types.FunctionType(kernel.__code__, kernel.__globals__, kernel.__name__ + "_parallel")
+    twin = types.FunctionType(kernel.__code__, kernel.__globals__, kernel.__name__ + "_parallel", kernel.__defaults__)
     twin.__qualname__ = kernel.__qualname__ + "_parallel"
     return njit(cache=True, **options)(kernel), njit(cache=True, parallel=True, **options)(twin)
 

@@ -32,6 +32,8 @@ class InitConfig(Section):
                         "scale of ρ_0: N(0, κ²/d I_d) for the MMN problems, N(mean, κ² I_D) otherwise")
     mean: tuple[float, ...] | None = rule(None, "floats", lambda v: all(math.isfinite(x) for x in v),
                                           "(finite, one per θ coordinate)", "centre of ρ_0 in θ-space")
+    symmetric: bool = rule(False, "bool", doc="pair every neuron (a, w, b) with (−a, w, b), so the network's initial "
+                                               "output is exactly 0; ρ_0 symmetrised in a (docs/math.md §7)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class DynamicsConfig(Section):
     lam: float = rule(0.0, "float", lambda v: v >= 0 and math.isfinite(v), "≥ 0",
                       "weight decay λ (key 'lambda' in TOML)")
     t_end: float = rule(REQUIRED, "float", positive, "> 0", "final time t")
+    alpha: float = rule(1.0, "float", positive, "> 0, finite",
+                        "output scale α: f = (α/N) Σ σ*; 1 is mean field, α → ∞ the lazy limit (docs/math.md §7)")
+    centered: bool = rule(False, "bool", doc="train the centred model α(f_ρ − f_ρ0), whose initial output is 0 "
+                                              "(docs/math.md §7)")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,17 @@ class OutputConfig(Section):
 
 
 @dataclass(frozen=True)
+class KernelConfig(Section):
+    """[kernel]: the lazy (tangent-kernel) limit engine (docs/math.md §7)."""
+
+    section: ClassVar[str] = "kernel"
+
+    rho0: str = rule("grid", "str", *choice("grid", "exact"),
+                     "H_ρ0 from the grid's initial cell averages (the PDE's own ρ_0), or from the closed-form ρ_0 "
+                     "by its own quadrature")
+
+
+@dataclass(frozen=True)
 class ProblemConfig:
     """[problem]: a registered problem's name and its own parameters (a Section of that problem)."""
 
@@ -107,7 +124,7 @@ class ProblemConfig:
 
 
 SECTIONS: dict[str, type[Section]] = {"init": InitConfig, "dynamics": DynamicsConfig, "pde": PdeConfig,
-                                      "particles": ParticlesConfig, "output": OutputConfig}
+                                      "particles": ParticlesConfig, "output": OutputConfig, "kernel": KernelConfig}
 TABLES = ("problem", *SECTIONS)
 
 
@@ -125,6 +142,7 @@ class Config:
     pde: PdeConfig
     particles: ParticlesConfig
     output: OutputConfig
+    kernel: KernelConfig = KernelConfig()
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -280,7 +298,8 @@ def as_config(config: "Config | dict | str | Path", overrides: dict[str, Any] | 
         for key, value in (overrides or {}).items():
             _set(data, *_split_key(key), value)
         return Config.from_dict(data, tuple(texts))
-    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config and "=" not in config):
+    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config
+                                    and (config.endswith(".toml") or "=" not in config or Path(config).exists())):
         return load_config(config, texts)
     if isinstance(config, str):
         return Config.from_toml(config, texts)
@@ -313,6 +332,16 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
             if reason is not None:
                 errors.append(f"output.observables: {expression!r} is not a finite expression of "
                               f"{', '.join(cfg.coordinates)} ({reason})")
+    problem = PROBLEMS[cfg.problem.name]
+    if cfg.init.symmetric and not problem.has_output_weight:
+        errors.append(f"init.symmetric: {cfg.problem.name} has no output weight a to pair with −a; "
+                      "use dynamics.centered = true for an initial output of 0")
+    if cfg.init.symmetric and p.n % 2:
+        errors.append(f"particles.n: must be even with init.symmetric = true (neurons come in pairs), got {p.n}")
+    if not problem.has_network and (d.alpha != 1.0 or d.centered):
+        key = "dynamics.alpha" if d.alpha != 1.0 else "dynamics.centered"
+        errors.append(f"{key}: {cfg.problem.name} has no network output to scale or centre; "
+                      "allowed: dynamics.alpha = 1, dynamics.centered = false")
     if o.every > d.t_end:
         errors.append(f"output.every: must be ≤ dynamics.t_end = {d.t_end}, got {o.every}")
     if not _is_multiple(d.t_end, p.eps):
@@ -321,7 +350,7 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
         errors.append(f"output.every: must be a whole number of SGD steps particles.eps = {p.eps}, got {o.every}")
 
 
-__all__ = ["Config", "ConfigError", "DynamicsConfig", "InitConfig", "OutputConfig", "ParticlesConfig",
+__all__ = ["Config", "ConfigError", "DynamicsConfig", "InitConfig", "KernelConfig", "OutputConfig", "ParticlesConfig",
            "PdeConfig", "ProblemConfig", "REQUIRED", "SECTIONS", "as_config", "load_config", "parse_override"]
 
 

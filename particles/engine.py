@@ -8,7 +8,8 @@ import numpy as np
 
 from mfdyn.engines import Snapshot, register_engine, remaining_times
 from mfdyn.errors import BlowUp
-from particles.run import ParticleState, run_sgd
+from mfdyn.tangent import kernel_change, supports_tangent_kernel, tangent_kernel
+from particles.run import ParticleState, initial_particles, run_sgd
 
 
 @register_engine
@@ -21,7 +22,12 @@ class ParticleEngine:
         self.problem, self.config = problem, config
 
     def prepare(self) -> None:
-        pass
+        """θ(0), the reference of the laziness diagnostics (and of the centred model), and H at θ(0)."""
+        p = self.config.particles
+        self.theta0 = initial_particles(self.problem, p.n, p.seed)
+        self.lazy = supports_tangent_kernel(self.problem)
+        if self.lazy:
+            self.kernel0 = tangent_kernel(self.problem, self.theta0, np.full(p.n, 1.0 / p.n))
 
     def layout(self, writer) -> None:
         n, problem, g = self.config.particles.n, self.problem, self.name
@@ -34,7 +40,12 @@ class ParticleEngine:
                       long_name="particle parameters θ_i in full space")
         writer.series(g, "z", (n, len(problem.coords)), ("time", "particle", "coordinate"),
                       compress=True, long_name="reduced coordinates " + ", ".join(problem.coords))
-        writer.series(g, "risk", (), ("time",), long_name="exact population risk R_N (docs/math.md §4)")
+        writer.series(g, "risk", (), ("time",), long_name="exact population risk R_N (docs/math.md §4, §7)")
+        writer.series(g, "displacement", (), ("time",),
+                      long_name="sqrt((1/N) Σ|θ_i(t) − θ_i(0)|²) ≥ W2(ρ_N(t), ρ_N(0)), docs/math.md §7")
+        writer.series(g, "kernel_change", (), ("time",),
+                      long_name="‖Q^½(H_t − H_0)Q^½‖_F / ‖Q^½H_0Q^½‖_F of the particles' tangent kernel, §7 "
+                                "(NaN: the problem has no x-quadrature)")
         writer.series(g, "steps", (), ("time",), long_name="SGD steps so far")
         writer.group_attrs(g, coords=",".join(problem.coords))
 
@@ -42,18 +53,29 @@ class ParticleEngine:
         """SGD to t_end from ρ_0 (or from a saved state); raises BlowUp on non-finite particles or risk."""
         p, dyn = self.config.particles, self.config.dynamics
         times = remaining_times(self.config.save_times(), None if start is None else start.t)
-        for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start):
+        for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start,
+                             dyn.alpha, dyn.centered):
             risk = np.nan                             # output.particle_risk = false: not computed
             if self.config.output.particle_risk:
                 with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so
-                    risk = self.problem.exact_risk(state.theta)
+                    risk = (self.problem.exact_risk(state.theta) if dyn.alpha == 1.0 and not dyn.centered else
+                            self.problem.exact_risk(state.theta, dyn.alpha, self.theta0 if dyn.centered else None))
                 if not np.isfinite(risk):
                     raise BlowUp(f"the particles' risk became non-finite at t = {state.t:.6g} (weights of size "
                                  f"{np.abs(state.theta).max():.1e}); likely fix: a smaller particles.eps "
                                  f"(now {p.eps:g})")
             yield Snapshot(state.t, state.steps, {"time": state.t, "theta": state.theta,
                                                   "z": self.problem.reduce(state.theta), "risk": risk,
-                                                  "steps": state.steps})
+                                                  "steps": state.steps, **self.laziness(state.theta)})
+
+    def laziness(self, theta: np.ndarray) -> dict[str, float]:
+        """The coupling displacement from θ(0) and the relative change of the tangent kernel (docs/math.md §7)."""
+        n = len(theta)
+        change = np.nan
+        if self.lazy:
+            change = kernel_change(tangent_kernel(self.problem, theta, np.full(n, 1.0 / n)), self.kernel0,
+                                   self.problem.x_quadrature()[1])
+        return {"displacement": float(np.sqrt(np.sum((theta - self.theta0) ** 2) / n)), "kernel_change": change}
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The state of the n-th complete snapshot of /particles (None for n = 0)."""

@@ -3,11 +3,12 @@
 A problem names its network (Problem.network); the network registers, where its kernel is defined,
 a factory
 
-    factory(problem, theta, batch, step, lam) -> advance(x, y, steps, noise)
+    factory(problem, theta, batch, step, lam, alpha) -> advance(x, y, steps, noise)
 
 that binds the problem's constants and returns a function advancing theta (N, D) in place by
 `steps` steps on the data x, y (None for data-free networks), adding noise[s] (already scaled by
-sqrt(4s/β); an empty array when β = ∞) after step s. step = 2εξ.
+sqrt(4s/β); an empty array when β = ∞) after step s. step = 2εξ; alpha is the output scale α
+(docs/math.md §7: residual y − αŷ, gradient carrying 1/α).
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ def register_network(name: str) -> Callable[[Callable[..., Advance]], Callable[.
     return register
 
 
-def network_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float) -> Advance:
+def network_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float, alpha: float = 1.0) -> Advance:
     """The advance function of a problem's network; ValueError naming the registered networks otherwise."""
     if problem.network not in NETWORKS:
         raise ValueError(f"problem {problem.name!r}: network {problem.network!r} is not registered; "
                          f"registered: {', '.join(sorted(NETWORKS))}")
-    return NETWORKS[problem.network](problem, theta, batch, step, lam)
+    return NETWORKS[problem.network](problem, theta, batch, step, lam, alpha)

@@ -43,7 +43,7 @@ def _data_block(problem: Problem, seed: int, block: int, batch: int) -> tuple[np
 
 
 @register_network("potential")
-def drift_stepper(problem: Problem, theta: np.ndarray, batch: int, step: float, lam: float) -> Advance:
+def drift_stepper(problem: Problem, theta: np.ndarray, batch: int, step: float, lam: float, alpha: float) -> Advance:
     """Data-free problems: the exact gradient of Ψ_λ(·; ρ_N), θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]."""
     def advance(x, y, steps, noise):
         for s in range(steps):
@@ -54,9 +54,13 @@ def drift_stepper(problem: Problem, theta: np.ndarray, batch: int, step: float, 
 
 
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
-            save_times: list[float], beta: float = np.inf,
-            start: ParticleState | None = None) -> Iterator[ParticleState]:
+            save_times: list[float], beta: float = np.inf, start: ParticleState | None = None,
+            alpha: float = 1.0, centered: bool = False) -> Iterator[ParticleState]:
     """Yield the particles at each save time (each a whole number of steps ε; constant ξ).
+
+    alpha: the output scale α of docs/math.md §7 (residual y − αŷ, gradient with 1/α). centered: train
+    α(ŷ − ŷ_0), ŷ_0 the network at its own initial particles: the same kernel on the labels
+    y + αŷ_0(x), since y − α(ŷ − ŷ_0) = (y + αŷ_0) − αŷ.
 
     Problems with data run SGD (docs/math.md §2); problems without (network "potential") run the same
     step with the exact gradient, θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]. Both add sqrt(4εξ/β) g_i.
@@ -66,8 +70,9 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
     step = 2.0 * eps * xi
     noise_std = float(np.sqrt(2.0 * step / beta))       # sqrt(4 s / β) with s = εξ
     theta = initial_particles(problem, n, seed) if start is None else np.array(start.theta, dtype=float)
-    kernel = network_stepper(problem, theta, batch, step, lam)
+    kernel = network_stepper(problem, theta, batch, step, lam, alpha)
     has_data = problem.network != "potential"
+    theta0 = initial_particles(problem, n, seed) if centered else None
     k, block, data, noise_rng = (0 if start is None else start.steps), -1, None, None
     for t_save in save_times:
         target = int(round(t_save / eps))
@@ -75,6 +80,8 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
             if k // BLOCK_STEPS != block:
                 block = k // BLOCK_STEPS
                 data = _data_block(problem, seed, block, batch) if has_data else None
+                if centered:
+                    data = (data[0], data[1] + alpha * problem.network_output(theta0, data[0]))
                 noise_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_NOISE, block)))
                 if noise_std > 0 and k % BLOCK_STEPS:      # resuming inside a block: skip its used noise
                     for _ in range(k % BLOCK_STEPS):

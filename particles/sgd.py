@@ -54,8 +54,9 @@ PARALLEL_MIN_ROWS = 1 << 14  # from here the second core pays: 1.6x at 2^14, 2.3
 
 
 def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                    t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
-    """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ.
+                    t1: float, t2: float, s1: float, s2: float, noise: np.ndarray, alpha: float = 1.0) -> None:
+    """Run len(y) // batch steps on w (N, d) in place; x (S·B, d), y (S·B,); step = 2εξ; output scale α
+    (the residual is y − αŷ and the gradient carries 1/α, docs/math.md §7).
 
     Rows are cut into tasks of ROW_CHUNK, and each step is one pass over the tasks. A task first
     finishes the previous step on its rows (decay, the gradient on the rows it listed as being on
@@ -107,34 +108,36 @@ def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, ste
                 acc = 0.0
                 for task in range(chunks):
                     acc += partial[b, task]
-                res[b] = step * slope * (y[s * batch + b] - (s1 + slope * acc / n)) / batch   # ŷ = s1 + slope·acc/N
+                # ŷ = s1 + slope·acc/N; (y − αŷ)/α is y − ŷ bit for bit at α = 1
+                res[b] = step * slope * ((y[s * batch + b] - alpha * (s1 + slope * acc / n)) / alpha) / batch
 
 
 sgd_steps_ramp_serial, sgd_steps_ramp_parallel = serial_and_parallel(_sgd_steps_ramp, fastmath=_RAMP_FASTMATH)
 
 
 def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                   t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
+                   t1: float, t2: float, s1: float, s2: float, noise: np.ndarray, alpha: float = 1.0) -> None:
     """The ramp SGD kernel: the parallel build from PARALLEL_MIN_ROWS neurons on, the serial one below."""
     kernel = sgd_steps_ramp_parallel if w.shape[0] >= PARALLEL_MIN_ROWS else sgd_steps_ramp_serial
-    kernel(w, x, y, batch, step, lam, t1, t2, s1, s2, noise)
+    kernel(w, x, y, batch, step, lam, t1, t2, s1, s2, noise, alpha)
 
 
 @register_network("single_index_ramp")
-def ramp_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float):
+def ramp_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float, alpha: float):
     """σ(<w, x>) with the problem's ramp (the MMN problems): sgd_steps_ramp with its kinks and levels."""
     r = problem.ramp
-    return lambda x, y, steps, noise: sgd_steps_ramp(theta, x, y, batch, step, lam, r.t1, r.t2, r.s1, r.s2, noise)
+    return lambda x, y, steps, noise: sgd_steps_ramp(theta, x, y, batch, step, lam, r.t1, r.t2, r.s1, r.s2, noise,
+                                                     alpha)
 
 
 def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                         t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
+                         t1: float, t2: float, s1: float, s2: float, noise: np.ndarray, alpha: float = 1.0) -> None:
     """NumPy twin of sgd_steps_ramp: the update of docs/math.md §2 written as array expressions."""
     for s in range(len(y) // batch):
         xb, yb = x[s * batch:(s + 1) * batch], y[s * batch:(s + 1) * batch]
         z = xb @ w.T                                                     # (B, N)
         yhat = ramp(z, t1, t2, s1, s2).mean(axis=1)
-        grad_out = (yb - yhat)[:, None] * ramp_prime(z, t1, t2, s1, s2)   # (B, N)
+        grad_out = ((yb - alpha * yhat) / alpha)[:, None] * ramp_prime(z, t1, t2, s1, s2)   # (B, N)
         w[...] = w + step * (grad_out.T @ xb / batch - lam * w)
         if len(noise):
             w += noise[s]
@@ -142,7 +145,8 @@ def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
 
 @njit(cache=True)
 def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                     code: int, t1: float, t2: float, s1: float, s2: float, noise: np.ndarray) -> None:
+                     code: int, t1: float, t2: float, s1: float, s2: float, noise: np.ndarray,
+                     alpha: float = 1.0) -> None:
     """Steps for ŷ(x) = (1/N) Σ a_i σ(w_i x + b_i), scalar x; θ (N, 2) = (a, w) or (N, 3) = (a, w, b).
 
     ∇_θ σ* = (σ(z), a σ'(z) x, a σ'(z)) at z = w x + b (docs/math.md §2, §3.3); x (S·B,), y (S·B,).
@@ -161,7 +165,7 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
                 pre[b, i] = z
                 act[b, i] = sigma_scalar(code, z, t1, t2, s1, s2)
                 yhat += theta[i, 0] * act[b, i]
-            res[b] = step * (y[k] - yhat / n) / batch
+            res[b] = step * ((y[k] - alpha * (yhat / n)) / alpha) / batch      # y − ŷ bit for bit at α = 1
         for i in range(n):
             a = theta[i, 0]
             ga, gw, gb = 0.0, 0.0, 0.0
@@ -181,14 +185,15 @@ def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
 
 
 @register_network("neuron")
-def neuron_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float):
+def neuron_stepper(problem, theta: np.ndarray, batch: int, step: float, lam: float, alpha: float):
     """a σ(w x + b) with the problem's activation code (teacher–student): sgd_steps_neuron."""
     return lambda x, y, steps, noise: sgd_steps_neuron(theta, x, y, batch, step, lam, problem.code, *problem.ramp,
-                                                       noise)
+                                                       noise, alpha)
 
 
 def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
-                           name: str, ramp: tuple[float, float, float, float], noise: np.ndarray) -> None:
+                           name: str, ramp: tuple[float, float, float, float], noise: np.ndarray,
+                           alpha: float = 1.0) -> None:
     """NumPy twin of sgd_steps_neuron (activation by name)."""
     dim = theta.shape[1]
     for s in range(len(y) // batch):
@@ -196,7 +201,7 @@ def sgd_steps_neuron_numpy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batc
         a = theta[:, 0]
         z = np.outer(xb, theta[:, 1]) + (theta[:, 2] if dim == 3 else 0.0)          # (B, N)
         act, dact = sigma(name, z, ramp), sigma_prime(name, z, ramp)
-        res = (yb - (a * act).mean(axis=1)) / batch                                  # (B,)
+        res = ((yb - alpha * (a * act).mean(axis=1)) / alpha) / batch                # (B,)
         grad = [res @ act, res @ (a * dact * xb[:, None]), res @ (a * dact)][:dim]
         theta[...] = theta + step * (np.stack(grad, axis=1) - lam * theta)
         if len(noise):

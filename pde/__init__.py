@@ -2,7 +2,7 @@
 
 Note: py-pde also installs a top-level package named `pde`; the two cannot share an environment.
 """
-from pde.grid import Grid
+from mfdyn.grid import Grid
 from pde.potential import PotentialOperator
 from pde.solve import PDEState, solve
 

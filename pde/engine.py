@@ -8,20 +8,15 @@ import numpy as np
 
 from mfdyn.engines import Snapshot, register_engine, remaining_times
 from mfdyn.errors import BlowUp
-from pde.grid import Grid
+from mfdyn.grid import Grid, build_grid
+from mfdyn.tangent import kernel_change, supports_tangent_kernel
+from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
 from pde.solve import PDEState, solve
 
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
 BOUNDARY_MASS_TOL = 1e-6
 MASS_DRIFT_TOL = 1e-9       # relative: more than round-off means the run has gone wrong
-
-
-def build_grid(problem, config) -> Grid:
-    """The grid a config asks for: pde.bounds (default: the problem's) and pde.cells per axis."""
-    bounds = config.pde.bounds or problem.default_bounds()
-    cells = config.pde.cells * len(bounds) if len(config.pde.cells) == 1 else config.pde.cells
-    return Grid(tuple(bounds), tuple(cells), problem.coords)
 
 
 def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) -> float:
@@ -50,9 +45,19 @@ class PDEEngine:
 
     def prepare(self) -> None:
         """Build Φ and ρ_0 (the expensive part), after the inputs are known to be valid."""
-        self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, self.config.dynamics.lam,
-                                    self.config.dynamics.beta)
+        dyn = self.config.dynamics
         self.rho0 = self.problem.initial_cell_averages(self.grid.edges)
+        self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, dyn.lam, dyn.beta,
+                                    alpha=dyn.alpha, reference=self.rho0 if dyn.centered else None)
+        # Laziness (docs/math.md §7): W2(ρ_t, ρ_0), and the tangent kernel's change where the grid is θ-space
+        self.displacement = W2Displacement(self.rho0, self.grid.centres, self.grid.edges)
+        self.lazy = supports_tangent_kernel(self.problem) and self.problem.dim == self.grid.ndim   # grid in θ-space
+        if self.lazy:
+            self.kernel0 = self.kernel(self.rho0)
+
+    def kernel(self, rho: np.ndarray) -> np.ndarray:
+        """H_ρ on the problem's x-quadrature, from the cell masses at the cell centres."""
+        return self.problem.grid_tangent_kernel(self.grid.centres, rho * self.grid.cell_volume)
 
     def layout(self, writer) -> None:
         writer.scale(self.name, "time", units="t (SGD clock t = kε)")
@@ -60,7 +65,10 @@ class PDEEngine:
             writer.scale(self.name, name, centres, long_name=f"cell centres of {name}")
         writer.series(self.name, "density", self.grid.shape, ("time",) + self.grid.names, compress=True,
                       long_name="cell averages of the density in " + ", ".join(self.grid.names))
-        for name, desc in (("risk", "R(ρ), docs/math.md §1"),
+        for name, desc in (("risk", "R_α(ρ), docs/math.md §1, §7"),
+                           ("w2_displacement", "W2(ρ_t, ρ_0): exact in 1-D, sliced (64 directions) above, §7"),
+                           ("kernel_change", "‖Q^½(H_t − H_0)Q^½‖_F / ‖Q^½H_0Q^½‖_F on the x-quadrature, §7 "
+                                             "(NaN: the problem has no x-quadrature in θ-space)"),
                            ("free_energy", "F = ½R_λ + β⁻¹∫ρ log(ρ/J), docs/math.md §2"),
                            ("mass", "∫ρ"), ("finite_n_term", "∫U(θ,θ)dρ − ∬U dρdρ: E R_N = R + this/N for iid θ_i"),
                            ("steps", "accepted time steps so far"),
@@ -73,7 +81,10 @@ class PDEEngine:
     def row(self, state: PDEState) -> dict:
         """The datasets of one saved state."""
         rho, op = state.rho, self.op
+        change = np.nan if not self.lazy else kernel_change(self.kernel(rho), self.kernel0,
+                                                                  self.problem.x_quadrature()[1])
         return {"time": state.t, "density": rho, "risk": op.risk(rho), "free_energy": op.free_energy(rho),
+                "w2_displacement": self.displacement(rho), "kernel_change": change,
                 "mass": self.grid.integrate(rho), "finite_n_term": op.finite_n_term(rho),
                 "steps": state.steps, "dt_next": state.dt_next}
 
@@ -116,4 +127,4 @@ class PDEEngine:
         return PDEState(float(value("time")), value("density"), int(value("steps")), 0, float(value("dt_next")))
 
 
-__all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass", "build_grid"]
+__all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass"]

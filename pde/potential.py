@@ -6,7 +6,7 @@ from numba import prange
 
 from mfdyn.builds import serial_and_parallel
 from mfdyn.problems import GridModel
-from pde.grid import Grid
+from mfdyn.grid import Grid
 
 _BLOCK = 4096                 # columns per task in expand_kernel
 PARALLEL_MIN_ENTRIES = 1 << 20  # entries of Φ (8 MB) from which the two cores pay (1.3× at 2^21, 2× at 2^23)
@@ -118,10 +118,11 @@ class PotentialOperator:
     """
 
     def __init__(self, model: GridModel, grid: Grid, lam: float = 0.0, beta: float = np.inf,
-                 compress: bool = True):
-        self.model, self.grid, self.lam, self.beta = model, grid, lam, beta
+                 compress: bool = True, alpha: float = 1.0, reference: np.ndarray | None = None):
+        self.model, self.grid, self.lam, self.beta, self.alpha = model, grid, lam, beta, alpha
         self.vol = grid.cell_volume
-        self.v_lam = np.ascontiguousarray(model.potential + 0.5 * lam * model.sq_norm)
+        # Output scale α (docs/math.md §7): Ψ^α = V/α + ∫U dρ (V/1.0 is V, bit for bit)
+        self.v_lam = np.ascontiguousarray(model.potential / alpha + 0.5 * lam * model.sq_norm)
         self.phi = np.ascontiguousarray(model.features)
         self.weights = np.asarray(model.weights, dtype=float)
         self.features_built = len(self.phi)
@@ -129,6 +130,19 @@ class PotentialOperator:
         if compress and len(self.phi) > COMPRESS_MIN_FEATURES and np.all(self.weights >= 0):
             self.phi, self.dropped_eigenvalue = compress_features(self.phi, self.weights)
             self.weights = np.ones(len(self.phi))
+        # The centred model α(f_ρ − f_ρ0) measures everything from the reference ρ_0: its moments
+        self.reference = None if reference is None else np.asarray(reference, dtype=float)
+        self.reference_moments = None if reference is None else self.moments(reference)
+
+    def _output(self, rho: np.ndarray) -> np.ndarray:
+        """Φν|cell| with ν = ρ (or ρ − ρ_0 for the centred model): the network output at the feature nodes."""
+        f = self.moments(rho)
+        return f if self.reference_moments is None else f - self.reference_moments
+
+    def _linear(self, rho: np.ndarray) -> float:
+        """∫V dν."""
+        nu = rho.ravel() if self.reference is None else rho.ravel() - self.reference.ravel()
+        return float(self.model.potential @ nu) * self.vol
 
     @property
     def depends_on_rho(self) -> bool:
@@ -145,7 +159,7 @@ class PotentialOperator:
     def psi(self, rho: np.ndarray) -> np.ndarray:
         """Ψ_λ on cells, grid-shaped."""
         out = np.empty(self.v_lam.shape)
-        expand_kernel(self.phi, self.weights * self.moments(rho), self.v_lam, out)
+        expand_kernel(self.phi, self.weights * self._output(rho), self.v_lam, out)
         return out.reshape(self.grid.shape)
 
     def psi_noisy(self, rho: np.ndarray) -> np.ndarray:
@@ -159,19 +173,19 @@ class PotentialOperator:
         return weights * (self.grid.integrate(rho) / self.grid.integrate(weights))
 
     def interaction_energy(self, rho: np.ndarray) -> float:
-        """∬U dρ dρ = Σ_k w_k f_k²."""
-        f = self.moments(rho)
+        """∬U dν dν = Σ_k w_k f_k², f = Φν|cell| (ν = ρ, or ρ − ρ_0 for the centred model)."""
+        f = self._output(rho)
         return float(self.weights @ (f * f))
 
     def risk(self, rho: np.ndarray) -> float:
-        """R(ρ) = R# + 2∫Vρ + ∬Uρρ (without the λ term)."""
-        linear = float(self.model.potential @ rho.ravel()) * self.vol
-        return self.model.r_sharp + 2.0 * linear + self.interaction_energy(rho)
+        """R_α(ρ) = R# + 2α∫V dν + α²∬U dν dν (without the λ term; docs/math.md §1, §7)."""
+        return self.model.r_sharp + 2.0 * self.alpha * self._linear(rho) + self.alpha**2 * self.interaction_energy(rho)
 
     def free_energy(self, rho: np.ndarray) -> float:
-        """F = ½ R_λ + β⁻¹ ∫ρ log(ρ/J), with 0 log 0 = 0."""
+        """F = ½ R_α/α² + ½λ∫|θ|²ρ + β⁻¹ ∫ρ log(ρ/J), with 0 log 0 = 0: the functional whose W2 gradient
+        flow (at speed 2ξ) the PDE is, for any α (docs/math.md §2, §7)."""
         flat = rho.ravel()
-        value = 0.5 * (self.risk(rho) + self.lam * float(self.model.sq_norm @ flat) * self.vol)
+        value = 0.5 * (self.risk(rho) / self.alpha**2 + self.lam * float(self.model.sq_norm @ flat) * self.vol)
         if np.isfinite(self.beta):
             positive = flat > 0
             entropy = np.sum(flat[positive] * (np.log(flat[positive]) - self.model.log_volume[positive]))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfdyn.errors import BlowUp
-from pde.grid import Grid
+from mfdyn.grid import Grid
 from pde.potential import PotentialOperator
 from pde.scharfetter_gummel import SGWeights, sg_apply, sg_weights
 from pde.steppers import STEPPERS, StepperInputs

@@ -1,7 +1,8 @@
 """Time steppers for the finite-volume semi-discretisation (docs/math.md §5).
 
 Each stepper is a Stepper subclass registered under its pde.stepper name with @register_stepper;
-solve() builds the one named from StepperInputs, so a new stepper is one new class here.
+solve() builds the one named from StepperInputs, so a new stepper is one new class here plus its name among
+the choices of pde.stepper (mfdyn/config.py; tests/test_diffusion.py keeps the two lists equal).
 """
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ import numpy as np
 from numba import njit, prange
 
 from mfdyn.builds import serial_and_parallel
+from mfdyn.reconstruction import MINMOD_THETA, face_values
 from pde.grid import PARALLEL_MIN_CELLS, Q_BLOCK, axis_shape
 
-MINMOD_THETA = 2.0
 
 P_BLOCK = 16                 # rows per task when the axis is the last one (Q = 1)
 
@@ -117,14 +117,7 @@ axis_flux_divergence, axis_flux_divergence_parallel = serial_and_parallel(_axis_
 
 def axis_flux_divergence_numpy(rho: np.ndarray, zeta: np.ndarray, h: float, out: np.ndarray) -> float:
     """NumPy twin of axis_flux_divergence (same arguments, same effect, same return)."""
-    padded = np.concatenate([rho[:, :1], rho, rho[:, -1:]], axis=1)      # mirrored ghost cells
-    rm, r0, rp = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
-    half = 0.25 * (rp - rm)
-    a, b, c = MINMOD_THETA * (rp - r0), 0.5 * (rp - rm), MINMOD_THETA * (r0 - rm)
-    minmod = np.where((a > 0) & (b > 0) & (c > 0), np.minimum(np.minimum(a, b), c),
-                      np.where((a < 0) & (b < 0) & (c < 0), np.maximum(np.maximum(a, b), c), 0.0))
-    half = np.where(r0 - np.abs(half) >= 0, half, 0.5 * minmod)
-    east, west = rho + half, rho - half
+    east, west = face_values(rho)
     u = -(zeta[:, 1:] - zeta[:, :-1]) / h
     flux = (np.maximum(u, 0) * east[:, :-1] + np.minimum(u, 0) * west[:, 1:]) / h
     out[:, :-1] -= flux

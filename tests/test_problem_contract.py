@@ -23,7 +23,7 @@ import particles.run  # noqa: F401  (fills the network registry)
 from mfdyn.config import InitConfig, ParticlesConfig
 from mfdyn.problems import PROBLEMS
 from particles.networks import NETWORKS
-from pde.grid import Grid
+from mfdyn.grid import Grid
 from pde.potential import PotentialOperator
 
 NAMES = sorted(PROBLEMS)

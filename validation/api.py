@@ -64,7 +64,9 @@ class Run:
         return self.file.to_xarray(name)
 
     def __getattr__(self, name: str):
-        if name in GROUPS:
+        if name.startswith("_") or name == "file":
+            raise AttributeError(name)
+        if name in GROUPS or self.file.has(name):
             try:
                 return self.group(name)
             except KeyError as exc:
@@ -80,9 +82,10 @@ class Run:
 
     # ------------------------------------------------------------------ what it says
     def compare(self, against: "Run | None" = None):
-        """The comparison table of PDE and particles at their common times, as an xarray.Dataset
-        (str() of it is the table `mfdyn compare` prints). against: a run holding the /pde to compare
-        with, when it is another file (a sweep member's PDE)."""
+        """The comparison of PDE and particles at their common times: a Comparison, whose str() is the
+        table `mfdyn compare` prints, c["risk_gap"] an array, c.to_xarray() an xarray.Dataset on (time,
+        quantile). against: a run holding the /pde to compare with, when it is another file (a sweep
+        member's PDE)."""
         from validation.compare import Comparison
 
         return Comparison.of(self.file, None if against is None else against.file)

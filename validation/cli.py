@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (value read as TOML); repeatable")
     run.add_argument("--engine", default="both", metavar="ENGINE",
-                     help="both (pde + particles, the default), all, or one engine: pde, particles")
+                     help="both (pde + particles, the default), all (pde + particles + kernel), or one engine: "
+                          "pde, particles, kernel")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
     cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")

@@ -69,7 +69,28 @@ def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.n
     w1 = ((lambda z, rho: w1_1d(z[:, 0], rho, edges[0])) if len(coords) == 1
           else _sliced_w1(tuple((float(c[0]), float(c[-1]), len(c)) for c in centres)))
     table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
+    table.update(_laziness(run, pde, i_pde, i_sgd))
     return table
+
+
+# Laziness columns (docs/math.md §7): the source group and dataset of each, where the file has them
+LAZINESS = {"risk_kernel": ("kernel", "risk"), "w2_pde": ("pde", "w2_displacement"),
+            "kernel_change_pde": ("pde", "kernel_change"), "displacement_sgd": ("particles", "displacement"),
+            "kernel_change_sgd": ("particles", "kernel_change")}
+
+
+def _laziness(run: RunFile, pde: RunFile, i_pde: np.ndarray, i_sgd: np.ndarray) -> dict[str, np.ndarray]:
+    """The kernel engine's risk (on the PDE's save times) and the laziness diagnostics at the common times."""
+    out = {}
+    for key, (group, name) in LAZINESS.items():
+        source = pde if group == "pde" else run
+        if source.has(group, name):
+            values = source.series(group, name)
+            index = i_sgd if group == "particles" else i_pde
+            if group == "kernel" and len(values) < len(pde.series("pde", "time")):
+                continue                        # a kernel group cut short: no common times to show
+            out[key] = values[index]
+    return out
 
 
 @dataclass
@@ -147,4 +168,11 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
         for i, t in enumerate(table["time"]):
             lines.append("  ".join([f"{t:g}".rjust(10)] + [f"{table[k][i]:.2e}".rjust(10) for k in names]
                                    + [f"{table['w1'][i]:.2e}".rjust(10)]))
+    lazy = [k for k in LAZINESS if k in table and np.any(np.isfinite(table[k]))]
+    if lazy and rows:
+        lines += ["", "lazy training (docs/math.md §7): R_∞ of the kernel engine; W2(ρ_t, ρ_0); particle displacement;"
+                  " relative kernel change"]
+        lines.append("  ".join(h.rjust(17) for h in ["t", *lazy]))
+        for i, t in enumerate(table["time"]):
+            lines.append("  ".join([f"{t:g}".rjust(17)] + [f"{table[k][i]:.4e}".rjust(17) for k in lazy]))
     return "\n".join(lines)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mfdyn.config import Config
 from mfdyn.problems import make_problem
 from mfdyn.storage import RunFile, RunWriter
@@ -23,7 +25,9 @@ def execute_gibbs(config: Config, out: Path | None) -> tuple[RunFile, bool]:
         engine.layout(writer)
         result = gibbs_fixed_point(engine.op, engine.rho0, config.pde.gibbs_damping, config.pde.gibbs_tol,
                                    config.pde.gibbs_max_iter)
-        writer.table("gibbs", "residual", result.residuals, long_name="‖T(ρ) − ρ‖₁ / mass per iteration")
+        writer.scale("gibbs", "iteration", np.arange(1, len(result.residuals) + 1), long_name="fixed-point iteration")
+        writer.table("gibbs", "residual", result.residuals, ("iteration",),
+                     long_name="‖T(ρ) − ρ‖₁ / mass per iteration")
         writer.group_attrs("gibbs", converged=result.converged, iterations=len(result.residuals),
                            final_damping=result.damping, tolerance=config.pde.gibbs_tol)
         writer.start()

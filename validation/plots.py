@@ -59,6 +59,24 @@ def _density_2d(ax, marginal: np.ndarray, cx: np.ndarray, cy: np.ndarray, points
     ax.set_ylabel(names[1])
 
 
+LAZY_LABELS = {"w2_pde": ("PDE  W2(ρ_t, ρ_0)", "C0", "-"), "displacement_sgd": ("particles  displacement", "C3", "o"),
+               "kernel_change_pde": ("PDE  kernel change", "C0", "--"),
+               "kernel_change_sgd": ("particles  kernel change", "C3", "s")}
+
+
+def _laziness_panel(ax, t: np.ndarray, table: dict[str, np.ndarray], keys: list[str]) -> None:
+    """How far the network moved from its start (docs/math.md §7), on log axes from the first save on."""
+    for key in keys:
+        label, color, style = LAZY_LABELS[key]
+        marker = style if style in "os" else None
+        ax.plot(t[1:], table[key][1:], "-" if marker is None and style == "-" else "--" if marker is None else "",
+                marker=marker, ms=3.5, color=color, label=label, alpha=0.9)
+    ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel("distance from the start")
+    ax.legend(frameon=False, fontsize=8)
+
+
 def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | None = None, n_panels: int = 4):
     """Write a PNG: risk vs t for both engines (top); below, at up to n_panels times, the PDE density
     against the particles: a histogram overlay (1-D), a heat map with the particles (2-D), or the three
@@ -74,16 +92,22 @@ def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | N
     rows, cols = (1, len(picks)) if ndim < 3 else (len(picks), 3)
     fig = Figure(figsize=(3.3 * cols if ndim < 3 else 11, 3.6 + 3.0 * rows))
     grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.1] + [1] * rows)
-    ax = fig.add_subplot(grid[0, :])
+    lazy = [k for k in ("w2_pde", "displacement_sgd", "kernel_change_pde", "kernel_change_sgd")
+            if k in table and np.any(np.isfinite(table[k][1:]) & (table[k][1:] > 0))]
+    ax = fig.add_subplot(grid[0, : (cols + 1) // 2] if lazy and cols > 1 else grid[0, :])
     ax.plot(t_pde, risk_pde, "-", color="C0", label="PDE  R(ρ_t)")
-    ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6, label="PDE + iid 1/N term")
+    ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6, label="PDE + iid 1/N term (exact at t = 0)")
     ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"particles  R_N,  N = {n}")
+    if "risk_kernel" in table:
+        ax.plot(t, table["risk_kernel"], ":", color="k", label="kernel limit  R_∞ (α → ∞)")
     ax.set_xlabel("t")
     ax.set_ylabel("risk")
     risks = np.concatenate([risk_pde, table["risk_sgd"]])
     if risks.min() > 0 and risks.max() > 5 * risks.min():
         ax.set_yscale("log")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8)
+    if lazy:
+        _laziness_panel(fig.add_subplot(grid[0, (cols + 1) // 2:] if cols > 1 else grid[0, :]), t, table, lazy)
     centres = [run.fixed("pde", c) for c in coords]
     widths = np.array([c[1] - c[0] for c in centres])
     t_sgd = run.series("particles", "time")

@@ -1,5 +1,5 @@
 """TEMPORARY shim while tests move to validation.runner (removed before commit)."""
-from pde.engine import build_grid  # noqa: F401
+from mfdyn.grid import build_grid  # noqa: F401
 from validation import gibbs as _gibbs
 from validation import runner as _runner
 from validation.runner import resume  # noqa: F401

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+import lazy.engine  # noqa: F401  (registers the kernel engine)
 import particles.engine  # noqa: F401  (registers the particle engine)
 import pde.engine  # noqa: F401  (registers the grid engine)
 from mfdyn.builds import compile_timer
@@ -24,7 +25,7 @@ from validation.compare import comparison_table, write_comparison
 from validation.progress import Progress, warn
 
 # --engine choices: "both" is the classic pair, "all" every registered engine, or one engine by name
-ENGINE_SETS = {"both": ("pde", "particles"), "all": tuple(ENGINES)}
+ENGINE_SETS = {"both": ("pde", "particles"), "all": ("pde", "particles", "kernel")}
 ENGINE_CHOICES = (*ENGINE_SETS, *ENGINES)
 
 
@@ -40,7 +41,12 @@ def engine_names(engine: str) -> tuple[str, ...]:
 def build_engines(config: Config, engine: str) -> list:
     """The engines of an --engine choice on a config; building them makes the cheap checks (no file yet)."""
     problem = make_problem(config)
-    return [ENGINES[name](problem, config) for name in engine_names(engine)]
+    engines = [ENGINES[name](problem, config) for name in engine_names(engine)]
+    dyn = config.dynamics
+    if dyn.alpha > 1 and problem.has_network and not (config.init.symmetric or dyn.centered):
+        warn(f"dynamics.alpha = {dyn.alpha:g} with a start whose output is not 0: α·f(ρ_0) is a random O(α/√N) "
+             "function for SGD; set init.symmetric = true (output weight a) or dynamics.centered = true")
+    return engines
 
 
 def _run_engines(writer: RunWriter, engines: list, config: Config, starts: list | None = None,

@@ -130,8 +130,49 @@ class Problem(ABC):
         """θ (n, D) → reduced coordinates z (n, len(coords))."""
 
     @abstractmethod
-    def exact_risk(self, theta: np.ndarray) -> float:
-        """The population risk R_N(θ) = R(ρ_N) of the particle network, exactly (docs/math.md §1, §4)."""
+    def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
+        """The population risk R_α(ρ_N) of the particle network with output scale α, exactly (docs/math.md §1, §4,
+        §7); with theta0 (the initial particles) that of the centred model α(ŷ − ŷ_0)."""
+
+    # ------------------------------------------------------------------ the lazy limit (docs/math.md §7)
+    # Problems whose input x has a quadrature rule give the tangent kernel and the kernel engine what
+    # they need; the others say why not (the message is the one-line refusal users see).
+    def x_quadrature(self) -> tuple[np.ndarray, np.ndarray]:
+        """The quadrature {x_k, q_k} of the law of x: nodes (K,), weights (K,) summing to 1."""
+        raise NotImplementedError(f"{self.name} has no quadrature rule for x, so no tangent kernel on it")
+
+    def regression_function(self) -> np.ndarray:
+        """m(x_k) = E[y | x_k] on the quadrature nodes, (K,)."""
+        raise NotImplementedError(self.x_quadrature.__doc__)
+
+    @property
+    def label_variance(self) -> float:
+        """E Var(y | x): the part of the risk no network removes."""
+        return 0.0
+
+    def features(self, theta: np.ndarray) -> np.ndarray:
+        """σ*(x_k; θ_m) for θ (M, D), shape (K, M)."""
+        raise NotImplementedError(f"{self.name} has no x-quadrature features")
+
+    def tangent_features(self, theta: np.ndarray) -> np.ndarray:
+        """∇_θ σ*(x_k; θ_m) for θ (M, D), shape (D, K, M)."""
+        raise NotImplementedError(f"{self.name} has no x-quadrature features")
+
+    def grid_tangent_kernel(self, centres: list[np.ndarray], masses: np.ndarray) -> np.ndarray:
+        """H_ρ on the x-quadrature for cell masses ρ_c|cell| (grid-shaped) at the cell centres of a grid in
+        θ-space, (K, K). Generic: the tangent features at every centre; problems may do it faster."""
+        from mfdyn.tangent import tangent_kernel
+
+        points = np.stack([m.ravel() for m in np.meshgrid(*centres, indexing="ij")], axis=1)
+        return tangent_kernel(self, points, masses.ravel())
+
+    def tangent_kernel_exact(self) -> np.ndarray:
+        """H_ρ0 on the x-quadrature from the closed-form ρ_0, (K, K)."""
+        raise NotImplementedError(f"{self.name} has no closed-form tangent kernel of ρ_0")
+
+    def network_output(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """ŷ(x) = (1/N) Σ_i σ*(x; θ_i) at samples x, shape (n,): the centred model subtracts it at θ(0)."""
+        raise NotImplementedError(f"{self.name} has no network output")
 
     def drift(self, theta: np.ndarray) -> np.ndarray:
         """∇_θ Ψ(θ_i; ρ_N) for every particle, (N, D): only for network = "potential"."""

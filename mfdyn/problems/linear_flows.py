@@ -88,6 +88,7 @@ class _GaussianFlow(Problem):
     """What both problems share: product-profile ρ_0, diagonal K, coordinates theta1..thetaD, exact solution."""
 
     network = "potential"
+    has_network = False
     # extra contraction rate of the spread about the mean (0: OU; 1: quadratic interaction)
     spread_rate: float = 0.0
 
@@ -177,7 +178,7 @@ class OrnsteinUhlenbeck(_GaussianFlow):
                          r_sharp=0.0, sq_norm=(theta**2).sum(axis=1), self_interaction=np.zeros(m),
                          log_volume=np.zeros(m))
 
-    def exact_risk(self, theta: np.ndarray) -> float:
+    def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
         """R_N = 2 ∫V dρ_N (no interaction, R# = 0)."""
         return float(2.0 * self.potential(theta).mean())
 
@@ -204,7 +205,7 @@ class QuadraticInteraction(_GaussianFlow):
         return GridModel(potential=self.potential(theta), features=features, weights=weights, r_sharp=0.0,
                          sq_norm=2.0 * s, self_interaction=np.zeros(len(theta)), log_volume=np.zeros(len(theta)))
 
-    def exact_risk(self, theta: np.ndarray) -> float:
+    def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
         """R_N = 2 ∫V dρ_N + (1/N²) Σ_ij ½|θ_i − θ_j|² = 2 mean V + mean |θ|² − |mean θ|²."""
         centred = theta - theta.mean(axis=0)
         return float(2.0 * self.potential(theta).mean() + (centred**2).sum(axis=1).mean())

@@ -75,24 +75,39 @@ class SingleIndexRamp(Problem):
         scale = np.where((y == CLASSES[0])[:, None], self.class_scale(CLASSES[0]), self.class_scale(CLASSES[1]))
         return scale * rng.standard_normal((n, self.params.d)), y
 
-    def exact_risk(self, theta: np.ndarray) -> float:
-        """R_N = 1 + Σ_y ½ [ −2y mean_i q(τ_yi) + (1/N²) Σ_ij E σ(τ_yi X)σ(τ_yj Y) ] (docs/math.md §1, §4).
+    def network_output(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """ŷ(x) = (1/N) Σ_i σ(<w_i, x>) at the samples x (n, d), shape (n,)."""
+        return self.ramp(x @ theta.T).mean(axis=1)
+
+    def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
+        """R_α(ρ_N) = 1 + Σ_y ½ [ −2yα Σ_i c_i q(τ_yi) + α² Σ_ij c_i c_j E σ(τ_yi X)σ(τ_yj Y) ] (docs/math.md §1,
+        §4, §7), with c_i = 1/N; for the centred model (theta0: the initial particles) the particles of
+        θ_0 join with c = −1/N, so that the network is ŷ − ŷ_0.
 
         Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
         the diagonal: the closed-form second moment.
         """
         n = len(theta)
+        coeff = None if theta0 is None else np.r_[np.full(n, 1.0 / n), np.full(n, -1.0 / n)]
+        if theta0 is not None:
+            theta = np.concatenate([theta, theta0])
         total = 1.0
         for y in CLASSES:
             scaled = theta * self.class_scale(y)
             tau = np.linalg.norm(scaled, axis=1)
             unit = scaled / np.where(tau > 0, tau, 1.0)[:, None]   # τ = 0: σ is constant, any c will do
             cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
-            h = np.ascontiguousarray(hermite_coefficients(self.ramp, tau, MEHLER_TERMS))
-            pairs = mehler_offdiagonal_sum(h, cos, MEHLER_MAX_COSINE)
+            h = hermite_coefficients(self.ramp, tau, MEHLER_TERMS)
             i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
-            if i.size:
-                pairs += pair_expectation_quadrature(self.ramp, tau[i], tau[j], cos[i, j]).sum()
-            gram = 2.0 * pairs + ramp_second_moment(self.ramp, tau).sum()
-            total += 0.5 * (-2.0 * y * q(self.ramp, tau).mean() + gram / n**2)
+            near = pair_expectation_quadrature(self.ramp, tau[i], tau[j], cos[i, j]) if i.size else np.zeros(0)
+            if coeff is None:
+                pairs = mehler_offdiagonal_sum(np.ascontiguousarray(h), cos, MEHLER_MAX_COSINE) + near.sum()
+                gram = (2.0 * pairs + ramp_second_moment(self.ramp, tau).sum()) / n**2
+                linear = q(self.ramp, tau).mean()
+            else:
+                pairs = (mehler_offdiagonal_sum(np.ascontiguousarray(h * coeff), cos, MEHLER_MAX_COSINE)
+                         + (near * coeff[i] * coeff[j]).sum())
+                gram = 2.0 * pairs + (coeff**2 * ramp_second_moment(self.ramp, tau)).sum()
+                linear = coeff @ q(self.ramp, tau)
+            total += 0.5 * (-2.0 * y * alpha * linear + alpha**2 * gram)
         return float(total)

@@ -19,7 +19,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 from scipy.special import ndtr
 
-from mfdyn.activations import CODES, sigma
+from mfdyn.activations import CODES, sigma, sigma_prime
 from mfdyn.schema import choice, rule
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.single_index import RampParams, check_ramp
@@ -47,6 +47,7 @@ class TeacherStudent(Problem):
     name = "teacher_student"
     Params = TeacherStudentParams
     network = "neuron"
+    has_output_weight = True
 
     def __init__(self, params: TeacherStudentParams, init):
         super().__init__(params, init)
@@ -118,15 +119,27 @@ class TeacherStudent(Problem):
                          r_sharp=float(q @ m**2 + self.params.noise**2), sq_norm=(theta**2).sum(axis=1),
                          self_interaction=q @ phi**2, log_volume=np.zeros(len(theta)))
 
-    def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
-        """ρ_0 = N(mean, κ² I): a product over axes of normal-CDF differences over widths."""
+    def _gaussian_cell_averages(self, edges: list[np.ndarray], mean: np.ndarray) -> np.ndarray:
         out = np.ones(())
-        for e, m in zip(edges, self.mean0):
+        for e, m in zip(edges, mean):
             out = np.multiply.outer(out, np.diff(ndtr((e - m) / self.kappa)) / np.diff(e))
         return out
 
+    def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
+        """ρ_0 = N(mean, κ² I): a product over axes of normal-CDF differences over widths. With
+        init.symmetric, the average of that law and its mirror image a ↦ −a (docs/math.md §7)."""
+        out = self._gaussian_cell_averages(edges, self.mean0)
+        if self.init.symmetric:
+            out = 0.5 * (out + self._gaussian_cell_averages(edges, self.mean0 * np.r_[-1.0, np.ones(self.dim - 1)]))
+        return out
+
     def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.mean0 + self.kappa * rng.standard_normal((n, self.dim))
+        """θ_i ~ N(mean, κ² I); with init.symmetric, n/2 draws followed by their mirror images (−a, w, b),
+        so that the network's output is exactly 0 (docs/math.md §7)."""
+        if not self.init.symmetric:
+            return self.mean0 + self.kappa * rng.standard_normal((n, self.dim))
+        half = self.mean0 + self.kappa * rng.standard_normal((n // 2, self.dim))
+        return np.concatenate([half, half * np.r_[-1.0, np.ones(self.dim - 1)]])
 
     def sample_data(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         x = rng.standard_normal(n) if self.params.x_law == "gaussian" else rng.uniform(-1.0, 1.0, n)
@@ -138,7 +151,88 @@ class TeacherStudent(Problem):
     def reduce(self, theta: np.ndarray) -> np.ndarray:
         return np.array(theta, copy=True)
 
-    def exact_risk(self, theta: np.ndarray) -> float:
-        """R_N = Σ_k q_k (f*(x_k) − ŷ(x_k))² + noise², with the grid's quadrature rule (module docstring)."""
-        residual = self.target(self.x_nodes) - self.features(theta).mean(axis=1)
+    def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
+        """R_α(ρ_N) = Σ_k q_k (f*(x_k) − α ŷ(x_k))² + noise², with the grid's quadrature rule (module docstring);
+        ŷ − ŷ_0 in place of ŷ for the centred model (theta0: the initial particles; docs/math.md §7)."""
+        output = self.features(theta).mean(axis=1)
+        if theta0 is not None:
+            output = output - self.features(theta0).mean(axis=1)
+        residual = self.target(self.x_nodes) - alpha * output
         return float(self.x_weights @ residual**2 + self.params.noise**2)
+
+    def network_output(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """ŷ(x) = (1/N) Σ_i a_i σ(w_i x + b_i) at the samples x (n,), elementwise then a pairwise mean
+        (no BLAS: the same numbers on any thread count)."""
+        a, w = theta[:, 0], theta[:, 1]
+        b = theta[:, 2] if self.dim == 3 else 0.0
+        return (a * sigma(self.params.activation, np.multiply.outer(x, w) + b, self.ramp)).mean(axis=1)
+
+    # ------------------------------------------------------------------ the lazy limit (docs/math.md §7)
+    def x_quadrature(self) -> tuple[np.ndarray, np.ndarray]:
+        """The quadrature {x_k, q_k} of the law of x that Ψ and R use: nodes (K,), weights (K,) summing to 1."""
+        return self.x_nodes, self.x_weights
+
+    def regression_function(self) -> np.ndarray:
+        """m(x_k) = E[y | x_k] on the quadrature nodes, (K,)."""
+        return self.target(self.x_nodes)
+
+    @property
+    def label_variance(self) -> float:
+        """E Var(y | x): the part of the risk no network removes."""
+        return self.params.noise**2
+
+    def tangent_features(self, theta: np.ndarray) -> np.ndarray:
+        """∇_θ σ*(x_k; θ_c) for θ (M, D): shape (D, K, M); σ* = a σ(w x + b), so the rows are
+        (σ(z), a σ'(z) x, a σ'(z)) at z = w x_k + b."""
+        a, w = theta[:, 0], theta[:, 1]
+        b = theta[:, 2] if self.dim == 3 else 0.0
+        z = np.outer(self.x_nodes, w) + b
+        act, slope = sigma(self.params.activation, z, self.ramp), a * sigma_prime(self.params.activation, z, self.ramp)
+        rows = [act, slope * self.x_nodes[:, None], slope][: self.dim]
+        return np.stack(rows)
+
+    def _kernel_of_marginals(self, w: np.ndarray, b: np.ndarray | float, m0: np.ndarray, m2: np.ndarray) -> np.ndarray:
+        """Σ_j m0_j σ(z_kj)σ(z_lj) + m2_j σ'(z_kj)σ'(z_lj)(x_k x_l + [b ∈ θ]) at z = w_j x + b_j: H for a law whose
+        (w, b) points carry mass m0_j and second moment of a m2_j (σ* = aσ(wx + b) is linear in a)."""
+        z = np.outer(self.x_nodes, w) + b
+        act = sigma(self.params.activation, z, self.ramp)
+        der = sigma_prime(self.params.activation, z, self.ramp)
+        geometry = np.outer(self.x_nodes, self.x_nodes) + (1.0 if self.dim == 3 else 0.0)
+        return (act * m0) @ act.T + ((der * m2) @ der.T) * geometry
+
+    def grid_tangent_kernel(self, centres: list[np.ndarray], masses: np.ndarray) -> np.ndarray:
+        """H_ρ for cell masses on an (a, w[, b]) grid: the a-axis enters only through the mass and the second
+        moment of a at each (w, b), so H costs K² per (w, b) column rather than per cell."""
+        a = centres[0]
+        m0 = masses.sum(axis=0).ravel()
+        m2 = np.tensordot(a**2, masses, axes=(0, 0)).ravel()
+        wb = np.meshgrid(*centres[1:], indexing="ij")
+        b = wb[1].ravel() if self.dim == 3 else 0.0
+        return self._kernel_of_marginals(wb[0].ravel(), b, m0, m2)
+
+    def _gauss_hermite_wb(self, order: int) -> tuple[np.ndarray, np.ndarray | float, np.ndarray]:
+        """Tensor Gauss–Hermite nodes (w, b) and weights for the (w, b) part of ρ_0 = N(mean, κ² I)."""
+        g, gw = hermegauss(order)
+        gw = gw / gw.sum()
+        w, weights, b = self.mean0[1] + self.kappa * g, gw, 0.0
+        if self.dim == 3:
+            w, b = (m.ravel() for m in np.meshgrid(w, self.mean0[2] + self.kappa * g, indexing="ij"))
+            weights = np.outer(gw, gw).ravel()
+        return w, b, weights
+
+    def initial_output_exact(self, order: int = 64) -> np.ndarray:
+        """f_ρ0(x_k) = E[a] E[σ(w x_k + b)] for the closed-form ρ_0 (E[a] = 0 for the symmetric start), (K,)."""
+        if self.init.symmetric:
+            return np.zeros(len(self.x_nodes))
+        w, b, weights = self._gauss_hermite_wb(order)
+        return self.mean0[0] * (sigma(self.params.activation, np.outer(self.x_nodes, w) + b, self.ramp) @ weights)
+
+    def tangent_kernel_exact(self, order: int = 64) -> np.ndarray:
+        """H_ρ0(x_k, x_l) = ∫ ⟨∇σ*(x_k; θ), ∇σ*(x_l; θ)⟩ ρ_0(dθ), (K, K), from the closed-form ρ_0 (grid-free).
+
+        With θ ~ N(mean, κ² I) (or its a ↦ −a symmetrisation, which has the same second moment of a):
+        H = E[σ(z_k) σ(z_l)] + E[a²] E[σ'(z_k) σ'(z_l)] (x_k x_l + [b ∈ θ]), z = w x + b independent
+        of a; the (w, b) expectations by tensor Gauss–Hermite of `order` points per axis.
+        """
+        w, b, weights = self._gauss_hermite_wb(order)
+        return self._kernel_of_marginals(w, b, weights, (self.mean0[0] ** 2 + self.kappa**2) * weights)
