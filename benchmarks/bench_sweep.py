@@ -3,7 +3,7 @@
 The members of configs/n_scaling.toml (teacher–student 2-D, ε = 2.5e−4, t ≤ 2: 8000 steps,
 N = 100 … 12800), one seed each, on one thread as a sweep worker runs them. Per N:
   sgd       the SGD engine alone (particles.run_sgd: data, kernel, snapshots);
-  member    the member as the sweep runs it (validation.run.execute, engine "particles": plus the
+  member    the member as the sweep runs it (validation.runner.execute, engine "particles": plus the
             exact R_N at every snapshot and the HDF5 file);
   analysis  its comparison against the PDE (validation.sweep.member_gaps: observables, sliced W1);
   stacked   the most that putting S = 8 seeds into one kernel could give: the time of 8 kernel calls
@@ -25,7 +25,7 @@ from mfdyn.config import load_config
 from mfdyn.problems import make_problem
 from particles import run_sgd
 from particles.sgd import sgd_steps_neuron
-from validation.run import execute
+from validation.runner import execute
 from validation.sweep import load_sweep, member_gaps
 
 SWEEP = Path(__file__).resolve().parent.parent / "configs" / "n_scaling.toml"
@@ -51,25 +51,25 @@ def stacking_bound(problem, n: int, steps: int) -> float:
 def main() -> None:
     numba.set_num_threads(1)                          # a sweep worker's setting
     sweep = load_sweep(SWEEP)
-    members = [m for m in sweep.members if "particles.seed=0" in m]
+    members = [m.overrides for m in sweep.members if "particles.seed=0" in m.overrides]
     print(f"{sweep.name}: {len(sweep.members)} members; one seed per N below, one thread")
     print("     N   sgd (s)   member (s)   analysis (s)   sgd share of member+analysis   8 seeds stacked: kernel gain ≤")
     with tempfile.TemporaryDirectory() as tmp:
         pde_file = Path(tmp) / "pde.h5"
-        execute(load_config(sweep.base, members[0]), pde_file, "pde")
+        execute(load_config(sweep.base_toml, members[0], from_text=True), pde_file, "pde").close()
         total = {"sgd": 0.0, "member": 0.0, "analysis": 0.0}
         for k, overrides in enumerate(members):
-            config = load_config(sweep.base, overrides)
+            config = load_config(sweep.base_toml, overrides, from_text=True)
             problem = make_problem(config)
             p, dyn = config.particles, config.dynamics
             times = config.save_times()
             if k == 0:                                # compile and warm every kernel once
                 list(run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times))
-                execute(config, Path(tmp) / "warm.h5", "particles")
+                execute(config, Path(tmp) / "warm.h5", "particles").close()
                 member_gaps(Path(tmp) / "warm.h5", pde_file)
             sgd = wall_time(lambda: list(run_sgd(problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times)))
             run_file = Path(tmp) / f"run-{k}.h5"
-            member = wall_time(lambda: execute(config, run_file, "particles"))
+            member = wall_time(lambda: execute(config, run_file, "particles").close())
             analysis = wall_time(lambda: member_gaps(run_file, pde_file))
             bound = stacking_bound(problem, p.n, int(round(dyn.t_end / p.eps)))
             for key, value in (("sgd", sgd), ("member", member), ("analysis", analysis)):

@@ -21,7 +21,7 @@ from typing import Any
 __version__ = "0.2.0"
 
 _API = {"run": "validation.api", "open": "validation.api", "gibbs": "validation.api", "Run": "validation.api",
-        "sweep": "validation.sweep_api", "Config": "mfdyn.config", "ConfigError": "mfdyn.schema"}
+        "sweep": "validation.api", "Config": "mfdyn.config", "ConfigError": "mfdyn.schema"}
 __all__ = ["__version__", *_API]
 
 

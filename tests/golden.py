@@ -38,14 +38,13 @@ def digest(values: np.ndarray) -> str:
 
 
 def compute(path: Path, out: Path, overrides: list[str] | None = None) -> dict[str, str]:
-    import h5py
-
+    import mfdyn
     from mfdyn.config import load_config
-    from validation.run import execute
 
-    execute(load_config(path, overrides if overrides is not None else short_overrides(path)), out)
-    with h5py.File(out, "r") as f:
-        return {name: digest(f[name][()]) for name in DATASETS if name in f}
+    config = load_config(path, overrides if overrides is not None else short_overrides(path))
+    with mfdyn.run(config, out=out) as run:
+        return {name: digest(run.group(name.split("/")[0])[name.split("/")[1]].values) for name in DATASETS
+                if name.split("/")[0] in run.groups}
 
 
 def main() -> None:

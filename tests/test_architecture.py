@@ -66,7 +66,7 @@ def test_imports_respect_the_layers(module):
 def test_the_api_bridge_names_only_api_modules():
     import mfdyn
 
-    assert set(mfdyn._API.values()) <= {"validation.api", "validation.sweep_api", "mfdyn.config", "mfdyn.schema"}
+    assert set(mfdyn._API.values()) <= {"validation.api", "mfdyn.config", "mfdyn.schema"}
     for name in mfdyn._API:
         assert callable(getattr(mfdyn, name))
 

@@ -15,7 +15,7 @@ from particles import run_sgd
 from pde import Grid, PotentialOperator
 from pde.gibbs import gibbs_fixed_point
 from validation.cli import main
-from validation.run import build_grid
+from mfdyn.grid import build_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISY = ROOT / "configs" / "mmn_isotropic_noisy.toml"

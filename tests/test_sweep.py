@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+import xarray as xr
 from scipy.stats import norm
 
+import mfdyn
+from validation import rates as rt
+from mfdyn.config import parse_override
 from validation import sweep as sw
 from validation.cli import main
 from validation.observables import SlicedW1, pde_expectation, w1_1d
@@ -44,7 +48,137 @@ def test_pde_expectation_of_a_gaussian():
 
 def test_fit_slope_recovers_an_exponent():
     x = np.array([100.0, 400, 1600, 6400])
-    assert sw.fit_slope(x, 3.0 * x**-0.5) == pytest.approx(-0.5, abs=1e-12)
+    assert rt.fit_slope(x, 3.0 * x**-0.5) == pytest.approx(-0.5, abs=1e-12)
+    assert rt.fit_slope(x, 0.2 * x**-1.0) == pytest.approx(-1.0, abs=1e-12)
+    y = np.array([1.0, 0.6, 0.3, 0.2])                      # not a power law: the least-squares slope, by hand
+    lx, ly = np.log(x), np.log(y)
+    by_hand = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
+    assert rt.fit_slope(x, y) == pytest.approx(by_hand, abs=1e-12)
+
+
+# ------------------------------------------------------------------- the rate statistics on known records
+
+XS = (100.0, 400.0, 1600.0, 6400.0)
+
+
+def records(sup: dict[str, np.ndarray], t0: dict[str, np.ndarray] | None = None,
+            mc: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Sweep records (validation/rates.py) from arrays of shape (len(XS), seeds) per quantity; the members are
+    listed in a scrambled order (x descending, seeds interleaved), as an index need not sort them."""
+    first = next(iter(sup.values()))
+    out = []
+    for seed in reversed(range(first.shape[1])):
+        for i in reversed(range(len(XS))):
+            out.append({"x": XS[i], "seed": seed, "sup": {q: float(v[i, seed]) for q, v in sup.items()},
+                        "t0": {q: float(v[i, seed]) for q, v in (t0 or sup).items()},
+                        "mc": {q: float(v[i, seed]) for q, v in (mc or {}).items()}})
+    return out
+
+
+def test_an_exact_power_law_has_its_exponent_and_a_degenerate_interval():
+    """Gaps C·x^(−1/2) for every seed: seed means C·x^(−1/2), zero spread, slope −1/2 and an interval of width 0."""
+    x = np.array(XS)
+    gaps = np.repeat((0.3 * x**-0.5)[:, None], 5, axis=1)
+    summary = rt.summarize(records({"w1": gaps, "gap_0": 2 * gaps}), "particles.n")
+    assert summary["x_key"] == "particles.n" and np.array_equal(summary["x"], x)
+    assert list(summary["quantities"]) == ["gap_0", "w1"]
+    for q, scale in (("w1", 0.3), ("gap_0", 0.6)):
+        d = summary["quantities"][q]
+        np.testing.assert_allclose(d["mean"], scale * x**-0.5, rtol=1e-15)
+        np.testing.assert_allclose(d["stderr"], 0.0, atol=1e-15 * scale)
+        assert d["slope"] == pytest.approx(-0.5, abs=1e-12) and d["seeds"] == 5
+        assert d["ci"][0] == pytest.approx(-0.5, abs=1e-12) and d["ci"][1] == pytest.approx(-0.5, abs=1e-12)
+
+
+def test_seed_means_stderr_and_bootstrap_interval_of_a_noisy_power_law():
+    """Gaps C·x^(−1/2)·(1 + e) with noise e of spread 0.1 made to average 0 over the 16 seeds of each x: the seed
+    means are C·x^(−1/2) (summed by hand), the standard errors sqrt(Σ(g − mean)²/(n − 1))/sqrt(n), the slope −1/2;
+    the bootstrap interval contains it and is as wide as the resampled means' spread predicts (delta method)."""
+    x, n = np.array(XS), 16
+    e = 0.1 * np.random.default_rng(7).standard_normal((len(XS), n))
+    e -= e.mean(axis=1, keepdims=True)
+    gaps = 0.3 * x[:, None] ** -0.5 * (1 + e)
+    d = rt.summarize(records({"w1": gaps}), "particles.n")["quantities"]["w1"]
+    means = [math.fsum(row) / n for row in gaps]
+    stderr = [math.sqrt(math.fsum((g - m) ** 2 for g in row) / (n - 1)) / math.sqrt(n) for row, m in zip(gaps, means)]
+    np.testing.assert_allclose(d["mean"], means, rtol=1e-14)
+    np.testing.assert_allclose(d["mean"], 0.3 * x**-0.5, rtol=1e-14)
+    np.testing.assert_allclose(d["stderr"], stderr, rtol=1e-12)
+    assert d["seeds"] == n and d["slope"] == pytest.approx(-0.5, abs=1e-12)
+    # the bootstrap mean of x_i has variance σ̂_i²/n (σ̂² with 1/n); its log, relative variance σ̂_i²/(n m_i²);
+    # the slope is Σ w_i log m_i with w_i = (L_i − L̄)/Σ(L − L̄)², L = log x
+    lx = np.log(x)
+    w = (lx - lx.mean()) / ((lx - lx.mean()) ** 2).sum()
+    spread = np.sqrt(np.sum(w**2 * gaps.var(axis=1) / (n * np.array(means) ** 2)))
+    low, high = d["ci"]
+    assert low < -0.5 < high
+    assert high - low == pytest.approx(2 * 1.959964 * spread, rel=0.1), (low, high, spread)
+    assert abs(0.5 * (low + high) + 0.5) < 0.1 * (high - low)
+
+
+def test_t0_gaps_and_their_monte_carlo_prediction_are_averaged_per_x():
+    """t0: the mean over seeds of each member's gap at t = 0; t0_predicted: of its Monte Carlo prediction, nan for
+    a quantity without one (W1); a single seed per x: no standard error, no interval, but still a slope."""
+    x = np.array(XS)
+    rng = np.random.default_rng(3)
+    sup, t0, mc = (rng.uniform(0.5, 1.5, (len(XS), 3)) * x[:, None] ** -0.5 for _ in range(3))
+    summary = rt.summarize(records({"gap_0": sup, "w1": sup}, t0={"gap_0": t0, "w1": 2 * t0}, mc={"gap_0": mc}),
+                           "particles.n")
+    g, w1 = summary["quantities"]["gap_0"], summary["quantities"]["w1"]
+    np.testing.assert_allclose(g["t0"], [math.fsum(r) / 3 for r in t0], rtol=1e-14)
+    np.testing.assert_allclose(w1["t0"], [math.fsum(r) * 2 / 3 for r in t0], rtol=1e-14)
+    np.testing.assert_allclose(g["t0_predicted"], [math.fsum(r) / 3 for r in mc], rtol=1e-14)
+    assert np.all(np.isnan(w1["t0_predicted"]))
+    with pytest.warns(RuntimeWarning, match="All-NaN"):
+        single = rt.summarize(records({"w1": sup[:, :1]}), "particles.n")["quantities"]["w1"]
+    assert np.all(np.isnan(single["stderr"])) and np.all(np.isnan(single["ci"])) and single["seeds"] == 1
+    assert single["slope"] == pytest.approx(rt.fit_slope(x, sup[:, 0]), abs=1e-12)
+
+
+MC_RUN = """
+[problem]
+name = "ornstein_uhlenbeck"
+stiffness = [1.0]
+profile = "gaussian"
+[init]
+kappa = 0.4
+mean = [0.3]
+[dynamics]
+t_end = 0.1
+[pde]
+cells = 480
+[particles]
+n = 50
+eps = 1e-3
+[output]
+every = 0.1
+observables = ["theta1", "theta1**2", "tanh(theta1)"]
+"""
+
+
+def test_monte_carlo_t0_prediction_for_a_gaussian_initial_law(tmp_path):
+    """ρ_0 = N(m, κ²), N = 50: the prediction sqrt(2/π)·std_f/sqrt(N) with std_f in closed form (θ: κ;
+    θ²: sqrt(4m²κ² + 2κ⁴); tanh θ: by 80-node Gauss–Hermite), to the grid's O(h²) midpoint-rule error of
+    std_f (h²/(24κ²) for θ); and for f = θ, whose sample mean is exactly Gaussian, E|mean θ_i − m| by sampling."""
+    config = tmp_path / "ou.toml"
+    config.write_text(MC_RUN)
+    out = tmp_path / "ou.h5"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    predicted = sw.monte_carlo_t0(out, out)
+    m, kappa, n = 0.3, 0.4, 50
+    with mfdyn.open(out) as run:
+        assert run.particles.sizes["particle"] == n
+        h = float(np.diff(run.pde.theta1.values[:2])[0])
+    z, q = np.polynomial.hermite_e.hermegauss(80)
+    q = q / q.sum()
+    tanh_std = math.sqrt(q @ np.tanh(m + kappa * z) ** 2 - (q @ np.tanh(m + kappa * z)) ** 2)
+    stds = (kappa, math.sqrt(4 * m**2 * kappa**2 + 2 * kappa**4), tanh_std)
+    assert set(predicted) == {"gap_0", "gap_1", "gap_2"}
+    for k, std in enumerate(stds):
+        assert predicted[f"gap_{k}"] == pytest.approx(math.sqrt(2 / math.pi) * std / math.sqrt(n),
+                                                      rel=h**2 / (8 * kappa**2)), k
+    draws = np.abs((m + kappa * np.random.default_rng(11).standard_normal((20000, n))).mean(axis=1) - m)
+    assert abs(draws.mean() - predicted["gap_0"]) < 4 * draws.std() / math.sqrt(draws.size)
 
 
 SWEEP = """
@@ -72,8 +206,9 @@ def member_arrays(folder: Path) -> dict[str, np.ndarray]:
     index = json.loads((folder / "index.json").read_text())
     out = {}
     for m in index["members"]:
-        with h5py.File(folder / m["file"], "r") as f:
-            out[" ".join(m["overrides"])] = np.concatenate([f["particles/theta"][:].ravel(), f["particles/risk"][:]])
+        with mfdyn.open(folder / m["file"]) as run:
+            out[" ".join(m["overrides"])] = np.concatenate([run.particles.theta.values.ravel(),
+                                                            run.particles.risk.values])
     return out
 
 
@@ -85,8 +220,19 @@ def test_sweep_runs_skips_finished_members_and_resumes(tmp_path, monkeypatch, ca
     folder = tmp_path / "runs" / "pool"
     for name in ("summary.csv", "summary.h5", "rates.png", "index.json"):
         assert (folder / name).exists()
-    with h5py.File(folder / "summary.h5", "r") as f:
-        assert set(f) >= {"x", "w1", "gap_0"} and np.all(f["x"][:] == [50, 200])
+    index = json.loads((folder / "index.json").read_text())
+    with xr.open_dataset(folder / "summary.h5", engine="h5netcdf") as f:
+        assert {"w1", "gap_0"} <= set(f.quantity.values) and np.all(f.x.values == [50, 200])
+        for i, n in enumerate((50, 200)):                   # what rates() read from the members' files
+            members = [m for m in index["members"] if f"particles.n={n}" in m["overrides"]]
+            tables = [sw.member_gaps(folder / m["file"], folder / m["pde"]) for m in members]
+            assert len(members) == 2 and f.seeds.sel(quantity="w1") == 2
+            assert float(f["mean"].sel(quantity="w1")[i]) == pytest.approx(np.mean([t["w1"].max() for t in tables]),
+                                                                          rel=1e-12)
+            assert float(f.t0.sel(quantity="gap_0")[i]) == pytest.approx(np.mean([t["gap_0"][0] for t in tables]),
+                                                                        rel=1e-12)
+            assert float(f.t0_predicted.sel(quantity="gap_0")[i]) == pytest.approx(
+                sw.monte_carlo_t0(folder / members[0]["pde"], folder / members[0]["file"])["gap_0"], rel=1e-12)
     first = member_arrays(folder)
     assert len(first) == 4 and len(list(folder.glob("pde-*.h5"))) == 1      # one PDE for all members
     assert main(["sweep", str(write_sweep(tmp_path, "pool"))]) == 0
@@ -136,6 +282,35 @@ def test_shipped_sweeps_validate_every_member():
         spec = sw.load_sweep(path)
         assert len(spec.members) >= 20
     n_spec = sw.load_sweep(ROOT / "configs" / "n_scaling.toml")
-    assert {"particles.n", "particles.seed"} <= set(n_spec.vary)
-    assert min(n_spec.vary["particles.n"]) <= 100 and max(n_spec.vary["particles.n"]) >= 12800
-    assert len(n_spec.vary["particles.seed"]) >= 8
+    values = [{k: v for _, k, v in (parse_override(o) for o in m.overrides)} for m in n_spec.members]
+    ns = {v["n"] for v in values if "n" in v}
+    assert min(ns) <= 100 and max(ns) >= 12800
+    assert len({v["seed"] for v in values}) >= 8
+
+
+def test_a_zipped_alpha_sweep_with_engines_per_member(tmp_path, monkeypatch):
+    """[zip] takes lists together; "engines" per member: the grid file holds pde and kernel for every α,
+    particles run only where asked; the summary carries the laziness per α and its slope."""
+    monkeypatch.chdir(tmp_path)
+    spec = {"base": str(ROOT / "configs" / "teacher_student_lazy.toml"), "name": "alpha", "x": "dynamics.alpha",
+            "set": {"dynamics.t_end": 0.5, "output.every": 0.25, "pde.cells": [52, 36], "particles.eps": 1e-3,
+                    "particles.n": 200},
+            "zip": {"dynamics.alpha": [4.0, 16.0, 64.0],
+                    "engines": [["pde", "kernel", "particles"], ["pde", "kernel"], ["pde", "kernel"]]}}
+    summary = mfdyn.sweep(spec, workers=2, log=lambda *_: None)
+    folder = tmp_path / "runs" / "alpha"
+    index = json.loads((folder / "index.json").read_text())
+    assert [("file" in m) for m in index["members"]] == [True, False, False]
+    assert len(list(folder.glob("pde-*.h5"))) == 3 and len(list(folder.glob("run-*.h5"))) == 1
+    assert list(summary.x_lazy.values) == [4.0, 16.0, 64.0]
+    kernel = summary.final_risk_kernel.values
+    assert kernel[0] == pytest.approx(kernel[2], rel=1e-12)                # the kernel limit does not see α
+    assert np.isfinite(summary.final_risk_sgd.values[0]) and np.all(np.isnan(summary.final_risk_sgd.values[1:]))
+    w2 = summary.sup_w2_pde.values
+    assert np.all(np.diff(w2) < 0)                                         # lazier as α grows
+    assert summary.attrs["slope_sup_w2_pde"] == pytest.approx(rt.fit_slope(summary.x_lazy.values, w2), abs=1e-12)
+    assert (folder / "transition.png").stat().st_size > 1000
+    for bad, words in (({"zip": {"dynamics.alpha": [1.0, 2.0], "particles.n": [10]}}, "sweep.zip: every list"),
+                       ({"engines": ["particles"]}, "sweep.engines: must be a list of engines")):
+        with pytest.raises(mfdyn.ConfigError, match=words):
+            mfdyn.sweep({**spec, **bad}, log=lambda *_: None)

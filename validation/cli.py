@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("sweep", type=Path, help="sweep TOML (see configs/n_scaling.toml)")
     swp.add_argument("--workers", type=int, default=2, help="local processes (one numba thread each)")
     swp.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to run on instead")
+    swp.add_argument("--plot", type=Path, metavar="FIG.png",
+                     help="where to write the transition figure of a sweep over dynamics.alpha")
     info = sub.add_parser("info", help="what is in a run file: status, provenance, config, datasets")
     info.add_argument("run", type=Path)
     rep = sub.add_parser("repair", help="rewrite a killed run's file as a plain HDF5 file of its complete snapshots")
@@ -136,20 +138,11 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from validation import sweep as sw
+    from validation.api import sweep
 
     if args.workers < 1:
         raise UsageError(f"--workers: must be ≥ 1, got {args.workers}")
-    spec = sw.load_sweep(args.sweep)
-    folder = sw.run_sweep(spec, args.workers, args.scheduler)
-    summary = sw.rates(folder)
-    sw.write_summary(folder, summary)
-    from mfdyn.config import load_config
-    from validation.compare import observables_for
-
-    observables = observables_for(load_config(spec.base, spec.members[0]))
-    print(sw.format_summary(summary, observables))
-    print(f"wrote {folder / 'summary.csv'}, {folder / 'summary.h5'}, {sw.plot_rates(folder, summary, observables)}")
+    sweep(args.sweep, args.workers, args.scheduler, plot=args.plot)
     return 0
 
 

@@ -30,12 +30,14 @@ ENGINE_CHOICES = (*ENGINE_SETS, *ENGINES)
 
 
 def engine_names(engine: str) -> tuple[str, ...]:
-    """The engines an --engine choice names; ValueError naming the allowed choices otherwise."""
+    """The engines an --engine choice names ("both", "all", one engine, or engines joined by "+", e.g.
+    "pde+kernel"); ValueError naming the allowed choices otherwise."""
     if engine in ENGINE_SETS:
         return ENGINE_SETS[engine]
-    if engine in ENGINES:
-        return (engine,)
-    raise ValueError(f"engine {engine!r}: unknown; allowed: {', '.join(ENGINE_CHOICES)}")
+    names = tuple(engine.split("+"))
+    if names and all(name in ENGINES for name in names) and len(set(names)) == len(names):
+        return names
+    raise ValueError(f"engine {engine!r}: unknown; allowed: {', '.join(ENGINE_CHOICES)}, or engines joined by '+'")
 
 
 def build_engines(config: Config, engine: str) -> list:

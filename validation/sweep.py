@@ -1,26 +1,37 @@
-"""`mfdyn sweep`: cross a base config with lists of values, run every member, fit the rates (DESIGN.md, "Sweeps").
+"""`mfdyn sweep` and mfdyn.sweep: cross a base config with lists of values, run every member, fit the rates
+(docs/guide.md, "Sweeps").
 
-A sweep file (TOML):
+A sweep is a TOML file or a dict with the same keys:
 
-    base = "teacher_student_2d.toml"      # a run config, relative to this file
+    base = "teacher_student_2d.toml"      # a run config (relative to the sweep file; to the working folder
+                                          # for a dict), or, in a dict, the config itself as a dict
     name = "n_scaling"                    # output folder runs/<name>/ (default: the file's name)
-    x = "particles.n"                     # the key the rate is fitted against (log-log)
+    folder = "runs/n_scaling"             # optional: the output folder itself
+    x = "particles.n"                     # the key the rates are fitted against (log-log)
+    engines = ["pde", "particles"]        # what runs per member (also "kernel"); default pde + particles
+    fit_from = 16                         # optional: fit the laziness slopes on x ≥ this only
     [set]                                 # fixed overrides of the base
     "dynamics.t_end" = 2.0
     [vary]                                # lists to cross
-    "particles.n" = [100, 200, 400]
     "particles.seed" = [0, 1, 2, 3]
+    [zip]                                 # lists of one length, taken together (crossed with [vary])
+    "dynamics.alpha" = [1.0, 4.0, 16.0]
+    "particles.n" = [1000, 1000, 4096]
+    "engines" = [["pde", "kernel", "particles"], ["pde", "kernel", "particles"], ["pde", "kernel"]]
 
-The PDE does not depend on particles.*, so each distinct PDE is solved once (pde-<hash>.h5) and every
-member runs only its particles (run-<hash>.h5); index.json maps overrides to files. Finished files
-(status "completed") are skipped when the sweep is run again, so an interrupted sweep resumes.
-Members run in a spawn-based process pool with one Numba thread per worker, or on a Dask cluster
-(--scheduler ADDRESS: the same tasks through client.get_executor()). Results do not depend on which.
+The grid engines (pde, kernel) do not depend on particles.*, so each distinct grid config is solved
+once (pde-<hash>.h5) and every member runs only its particles (run-<hash>.h5); index.json maps
+overrides to files. Finished files (status "completed") are skipped when the sweep runs again, so
+an interrupted sweep resumes. Members run in a spawn-based process pool with one Numba thread per
+worker, or on a Dask cluster (--scheduler ADDRESS: the same tasks through client.get_executor());
+results do not depend on which.
 
-Analysis: for every member and quantity (risk gap, each test function's gap, W1), the sup over the
-save times; averaged over seeds for each x; the slope of log(mean sup-gap) against log x by least
-squares, with a 95% bootstrap interval over seeds. Written to summary.csv and summary.h5, printed,
-and plotted with the x^(−1/2) reference (rates.png).
+Analysis (validation/rates.py): per member and gap (risk gap, each test function's gap, W1) the sup
+over the save times; averaged over seeds for each x; the slope of log(mean sup-gap) against log x
+with a 95% bootstrap interval over seeds. Per x also the laziness of docs/math.md §7: the final risk
+of each engine, and sup over t of the W2 displacement, the particles' displacement and the kernel
+changes, with their slopes against x. The summary is an xarray Dataset (summary.h5 as netCDF,
+summary.csv), printed, and drawn (rates.png; transition.png when the sweep has laziness data).
 """
 from __future__ import annotations
 
@@ -34,70 +45,124 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
 
-from mfdyn.config import ConfigError, load_config, parse_override
-from mfdyn.io import open_run
+from mfdyn.config import Config, ConfigError, load_config, parse_override
+from mfdyn.schema import toml_value
+from mfdyn.storage import RunFile
+from validation.rates import fit_slope, summarize
 
-BOOTSTRAP = 2000
+KEYS = ("base", "name", "folder", "x", "engines", "fit_from", "set", "vary", "zip")
+ENGINES = ("pde", "kernel", "particles")
+GRID_ENGINES = ("pde", "kernel")
+
+
+@dataclass
+class Member:
+    """One run of a sweep: its overrides of the base, and the engines it runs."""
+
+    overrides: list[str]
+    engines: tuple[str, ...]
 
 
 @dataclass
 class Sweep:
-    """A parsed sweep file."""
+    """A parsed, validated sweep."""
 
-    path: Path
-    base: Path
+    source: str              # the sweep file, or "(dict)"
+    base_toml: str           # the base config, resolved
     name: str
     x: str
-    fixed: list[str]
-    vary: dict[str, list]
-    members: list[list[str]] = field(default_factory=list)
+    folder: Path
+    fit_from: float
+    members: list[Member] = field(default_factory=list)
 
-    @property
-    def folder(self) -> Path:
-        return Path("runs") / self.name
+    def config(self, member: Member) -> Config:
+        return load_config(self.base_toml, member.overrides, from_text=True)
 
 
-def _override(key: str, value) -> str:
-    from mfdyn.config import toml_value
-
+def _override(key: str, value: Any) -> str:
     return f"{key}={toml_value(value)}"
 
 
-def load_sweep(path: Path) -> Sweep:
-    """Read and validate a sweep file and every member's config (all errors at once, nothing run)."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError([f"sweep {str(path)!r}: cannot read ({exc.strerror or exc})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"sweep {str(path)!r} is not valid TOML: {exc}"]) from None
+def _engines(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
+    if (not isinstance(value, list) or not value or any(e not in ENGINES for e in value)
+            or not set(value) & set(GRID_ENGINES)):
+        errors.append(f"{where}: must be a list of engines among {', '.join(ENGINES)} including pde or kernel, "
+                      f"got {value!r}")
+        return ()
+    return tuple(e for e in ENGINES if e in value)
+
+
+def load_sweep(spec: str | Path | dict) -> Sweep:
+    """Read and validate a sweep (a file or a dict) and every member's config: all errors at once, nothing run."""
+    if isinstance(spec, dict):
+        data, source, here = spec, "(dict)", Path.cwd()
+    else:
+        source, here = str(spec), Path(spec).parent
+        try:
+            data = tomllib.loads(Path(spec).read_text())
+        except OSError as exc:
+            raise ConfigError([f"sweep {source!r}: cannot read ({exc.strerror or exc})"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"sweep {source!r} is not valid TOML: {exc}"]) from None
     errors = []
-    unknown = set(data) - {"base", "name", "x", "set", "vary"}
+    unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        errors.append(f"sweep: unknown keys {sorted(unknown)}; allowed: base, name, x, set, vary")
-    if not isinstance(data.get("base"), str):
-        errors.append("sweep.base: missing; must be the path of a run config, relative to the sweep file")
-    vary = data.get("vary", {})
-    if not isinstance(vary, dict) or not vary or any(not isinstance(v, list) or not v for v in vary.values()):
+        errors.append(f"sweep: unknown keys {unknown}; allowed: {', '.join(KEYS)}")
+    base = data.get("base")
+    base_toml = None
+    if isinstance(base, dict):
+        base_toml = Config.from_dict(base).to_toml()
+    elif isinstance(base, str):
+        try:
+            base_toml = load_config(here / base).to_toml()
+        except ConfigError as exc:
+            errors += [f"sweep.base: {p}" for p in exc.problems]
+    else:
+        errors.append("sweep.base: missing; must be the path of a run config (relative to the sweep file) or a "
+                      "config dict")
+    vary, zipped = data.get("vary", {}), data.get("zip", {})
+    lists_ok = True
+    for key, table in (("vary", vary), ("zip", zipped)):
+        if not isinstance(table, dict) or any(not isinstance(v, list) or not v for v in table.values()):
+            errors.append(f"sweep.{key}: must be a table of non-empty lists, e.g. \"particles.seed\" = [0, 1, 2]")
+            lists_ok = False
+    if lists_ok and not vary and not zipped:
         errors.append("sweep.vary: must be a table of non-empty lists, e.g. \"particles.seed\" = [0, 1, 2]")
+        lists_ok = False
+    if lists_ok and zipped and len({len(v) for v in zipped.values()}) > 1:
+        errors.append("sweep.zip: every list must have the same length, got "
+                      + ", ".join(f"{k}: {len(v)}" for k, v in zipped.items()))
+        lists_ok = False
     x = data.get("x", "particles.n")
-    if isinstance(vary, dict) and x not in vary:
-        errors.append(f"sweep.x: {x!r} must be one of the varied keys ({', '.join(vary) if isinstance(vary, dict) else ''})")
+    if lists_ok and x not in set(vary) | set(zipped):
+        errors.append(f"sweep.x: {x!r} must be one of the varied keys ({', '.join([*vary, *zipped])})")
+    default_engines = _engines(data.get("engines", ["pde", "particles"]), "sweep.engines", errors)
+    fit_from = data.get("fit_from", 0.0)
+    if isinstance(fit_from, bool) or not isinstance(fit_from, (int, float)):
+        errors.append(f"sweep.fit_from: must be a number, got {fit_from!r}")
     if errors:
         raise ConfigError(errors)
-    sweep = Sweep(Path(path), (Path(path).parent / data["base"]).resolve(), str(data.get("name", Path(path).stem)),
-                  x, [_override(k, v) for k, v in data.get("set", {}).items()], vary)
-    for values in itertools.product(*vary.values()):
-        sweep.members.append(sweep.fixed + [_override(k, v) for k, v in zip(vary, values)])
-    for overrides in sweep.members:            # every member must be a valid config
+    name = str(data.get("name", Path(source).stem if source != "(dict)" else "sweep"))
+    sweep = Sweep(source, base_toml, name, x, Path(data.get("folder", Path("runs") / name)), float(fit_from))
+    fixed = [_override(k, v) for k, v in data.get("set", {}).items()]
+    zip_rows = list(zip(*zipped.values())) if zipped else [()]
+    for crossed in itertools.product(*vary.values()):
+        for row in zip_rows:
+            values = dict(zip(vary, crossed)) | dict(zip(zipped, row))
+            engines = (_engines(values.pop("engines"), "sweep.zip.engines", errors) if "engines" in values
+                       else default_engines)
+            sweep.members.append(Member(fixed + [_override(k, v) for k, v in values.items()], engines))
+    for member in sweep.members:            # every member must be a valid config
         try:
-            load_config(sweep.base, overrides)
+            sweep.config(member)
         except ConfigError as exc:
-            raise ConfigError([f"sweep member {' '.join(overrides)}: {p}" for p in exc.problems]) from None
+            errors += [f"sweep member {' '.join(member.overrides)}: {p}" for p in exc.problems]
+    if errors:
+        raise ConfigError(errors)
     return sweep
 
 
@@ -105,28 +170,28 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _pde_key(config) -> str:
-    """Canonical text of everything the PDE depends on (the config without [particles])."""
+def _grid_key(config: Config) -> str:
+    """Canonical text of everything the grid engines depend on (the config without [particles])."""
     text = config.to_toml()
     return text[: text.index("[particles]")] + text[text.index("[output]"):]
 
 
 def _is_complete(path: Path) -> bool:
     try:
-        with open_run(path) as f:
-            return str(f.attrs["status"]) == "completed"
-    except (ValueError, OSError, FileNotFoundError):
+        with RunFile.open(path) as f:
+            return f.status == "completed"
+    except (ValueError, OSError):
         return False
 
 
-def run_member(base: str, overrides: list[str], out: str, engine: str) -> str:
+def run_member(base_toml: str, overrides: list[str], out: str, engine: str) -> str:
     """One sweep task (top level, so that spawn and Dask workers can run it): one numba thread."""
     import numba
 
     numba.set_num_threads(1)
-    from validation.run import execute
+    from validation.runner import execute
 
-    execute(load_config(base, overrides), Path(out), engine)
+    execute(load_config(base_toml, overrides, from_text=True), Path(out), engine, progress=False).close()
     return out
 
 
@@ -151,23 +216,27 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
     folder = sweep.folder
     folder.mkdir(parents=True, exist_ok=True)
     index, tasks = [], []
-    pdes: dict[str, Path] = {}
-    for overrides in sweep.members:
-        config = load_config(sweep.base, overrides)
-        key = _pde_key(config)
-        pde_file = pdes.setdefault(key, folder / f"pde-{_digest(key)}.h5")
-        run_file = folder / f"run-{_digest(config.to_toml())}.h5"
-        index.append({"overrides": overrides, "file": run_file.name, "pde": pde_file.name})
-        if not _is_complete(run_file):
-            tasks.append((str(sweep.base), overrides, str(run_file), "particles"))
-    for key, pde_file in pdes.items():
-        if not _is_complete(pde_file):
-            overrides = next(m["overrides"] for m in index if m["pde"] == pde_file.name)
-            tasks.insert(0, (str(sweep.base), overrides, str(pde_file), "pde"))
-    (folder / "index.json").write_text(json.dumps({"sweep": str(sweep.path), "base": str(sweep.base),
-                                                    "x": sweep.x, "members": index}, indent=1))
-    log(f"sweep {sweep.name}: {len(sweep.members)} members, {len(pdes)} PDE solve(s); "
-        f"{len(tasks)} task(s) to run, {len(sweep.members) + len(pdes) - len(tasks)} already complete")
+    grids: dict[str, tuple[Path, list[str], set[str]]] = {}
+    for member in sweep.members:
+        config = sweep.config(member)
+        key = _grid_key(config)
+        grid_file, _, wanted = grids.setdefault(key, (folder / f"pde-{_digest(key)}.h5", member.overrides, set()))
+        wanted.update(e for e in member.engines if e in GRID_ENGINES)
+        entry = {"overrides": member.overrides, "pde": grid_file.name, "engines": list(member.engines)}
+        if "particles" in member.engines:
+            run_file = folder / f"run-{_digest(config.to_toml())}.h5"
+            entry["file"] = run_file.name
+            if not _is_complete(run_file):
+                tasks.append((sweep.base_toml, member.overrides, str(run_file), "particles"))
+        index.append(entry)
+    for grid_file, overrides, wanted in grids.values():
+        if not _is_complete(grid_file) or not all(_has_group(grid_file, g) for g in wanted):
+            tasks.insert(0, (sweep.base_toml, overrides, str(grid_file), "+".join(e for e in ENGINES if e in wanted)))
+    (folder / "index.json").write_text(json.dumps({"sweep": sweep.source, "x": sweep.x, "fit_from": sweep.fit_from,
+                                                    "members": index}, indent=1))
+    runs = sum("particles" in m.engines for m in sweep.members)
+    log(f"sweep {sweep.name}: {len(sweep.members)} members, {len(grids)} grid solve(s); "
+        f"{len(tasks)} task(s) to run, {runs + len(grids) - len(tasks)} already complete")
     if tasks:
         executor, client = make_executor(workers, scheduler)
         try:
@@ -182,6 +251,11 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
     return folder
 
 
+def _has_group(path: Path, group: str) -> bool:
+    with RunFile.open(path) as f:
+        return f.has(group)
+
+
 # ------------------------------------------------------------------------------------------ rates
 
 
@@ -189,20 +263,20 @@ def member_gaps(run_file: Path, pde_file: Path) -> dict[str, np.ndarray]:
     """The comparison table of one member against its PDE (two files)."""
     from validation.compare import comparison_table
 
-    with open_run(run_file) as run, open_run(pde_file) as pde:
-        return comparison_table(run, pde["pde"])
+    with RunFile.open(run_file) as run, RunFile.open(pde_file) as pde:
+        return comparison_table(run, pde)
 
 
 def monte_carlo_t0(pde_file: Path, run_file: Path) -> dict[str, float]:
     """Per test function k: E|mean f(θ_i) − ∫f dρ_0| = sqrt(2/π) std_f / sqrt(N) for θ_i iid ~ ρ_0."""
-    from validation.compare import observables_of
+    from validation.compare import observables_of, particle_count
     from validation.observables import pde_expectation
 
-    with open_run(run_file) as run, open_run(pde_file) as pde:
-        coords = tuple(run["particles"].attrs["coords"].split(","))
-        n = run["particles/theta"].shape[1]
-        centres = [pde["pde"][c][:] for c in coords]
-        rho0 = pde["pde/density"][0]
+    with RunFile.open(run_file) as run, RunFile.open(pde_file) as pde:
+        coords = tuple(run.coords("particles"))
+        n = particle_count(run)
+        centres = [pde.fixed("pde", c) for c in coords]
+        rho0 = pde.row("pde", "density", 0)
         out = {}
         for k, expression in enumerate(observables_of(run)):
             mean = pde_expectation(expression, coords, rho0, centres)
@@ -211,47 +285,93 @@ def monte_carlo_t0(pde_file: Path, run_file: Path) -> dict[str, float]:
     return out
 
 
-def fit_slope(x: np.ndarray, y: np.ndarray) -> float:
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+# Laziness per member (docs/math.md §7): name → (group, dataset, "final" value or "sup" over t)
+LAZINESS = {"final_risk_pde": ("pde", "risk", "final"), "final_risk_kernel": ("kernel", "risk", "final"),
+            "final_risk_sgd": ("particles", "risk", "final"), "sup_w2_pde": ("pde", "w2_displacement", "sup"),
+            "sup_kernel_change_pde": ("pde", "kernel_change", "sup"),
+            "sup_displacement_sgd": ("particles", "displacement", "sup"),
+            "sup_kernel_change_sgd": ("particles", "kernel_change", "sup")}
+
+
+def _laziness(files: dict[str, Path]) -> dict[str, float]:
+    out = {}
+    for name, (group, dataset, how) in LAZINESS.items():
+        path = files.get("particles" if group == "particles" else "grid")
+        if path is None:
+            continue
+        with RunFile.open(path) as f:
+            if f.has(group, dataset) and f.count(group):
+                values = f.series(group, dataset)
+                out[name] = float(values[-1] if how == "final" else np.max(values))
+    return out
 
 
 def rates(folder: Path) -> dict:
-    """Sup-gaps per member, seed means per x, slopes with bootstrap intervals, the t = 0 Monte Carlo check."""
+    """Sup-gaps per member, seed means per x, slopes with bootstrap intervals, the t = 0 Monte Carlo check, and
+    the laziness per x with its slopes (fitted on x ≥ fit_from)."""
     index = json.loads((folder / "index.json").read_text())
     key = index["x"]
-    records = []
+    records, lazy = [], []
     for member in index["members"]:
         values = {".".join(parse_override(o)[:2]): parse_override(o)[2] for o in member["overrides"]}
-        table = member_gaps(folder / member["file"], folder / member["pde"])
-        quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
-        if np.all(np.isfinite(table["risk_gap"])):
-            quantities["risk"] = np.abs(table["risk_gap"])
-        records.append({"x": float(values[key]), "seed": values.get("particles.seed", 0),
-                        "sup": {q: float(np.max(v)) for q, v in quantities.items()},
-                        "t0": {q: float(v[0]) for q, v in quantities.items()},
-                        "mc": monte_carlo_t0(folder / member["pde"], folder / member["file"])})
-    xs = np.array(sorted({r["x"] for r in records}))
-    names = sorted(records[0]["sup"])
-    rng = np.random.default_rng(0)
-    summary = {"x_key": key, "x": xs, "quantities": {}}
-    for q in names:
-        per_x = [np.array([r["sup"][q] for r in records if r["x"] == x]) for x in xs]
-        means = np.array([v.mean() for v in per_x])
-        errors = np.array([v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan for v in per_x])
-        slope = fit_slope(xs, means) if len(xs) > 1 else np.nan
-        boot = [fit_slope(xs, np.array([rng.choice(v, len(v)).mean() for v in per_x])) for _ in range(BOOTSTRAP)] \
-            if len(xs) > 1 and all(len(v) > 1 for v in per_x) else [np.nan]
-        t0 = np.array([np.mean([r["t0"][q] for r in records if r["x"] == x]) for x in xs])
-        predicted = np.array([np.mean([r["mc"].get(q, np.nan) for r in records if r["x"] == x]) for x in xs])
-        summary["quantities"][q] = {"mean": means, "stderr": errors, "slope": slope,
-                                    "ci": (float(np.nanpercentile(boot, 2.5)), float(np.nanpercentile(boot, 97.5))),
-                                    "t0": t0, "t0_predicted": predicted, "seeds": len(per_x[0])}
+        x, seed = float(values[key]), values.get("particles.seed", 0)
+        files = {"grid": folder / member["pde"]}
+        if "file" in member:
+            files["particles"] = folder / member["file"]
+            table = member_gaps(files["particles"], files["grid"])
+            quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
+            if np.all(np.isfinite(table["risk_gap"])):
+                quantities["risk"] = np.abs(table["risk_gap"])
+            records.append({"x": x, "seed": seed, "sup": {q: float(np.max(v)) for q, v in quantities.items()},
+                            "t0": {q: float(v[0]) for q, v in quantities.items()},
+                            "mc": monte_carlo_t0(files["grid"], files["particles"])})
+        lazy.append({"x": x, **_laziness(files)})
+    summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
+    summary["laziness"] = _laziness_summary(lazy, index.get("fit_from", 0.0))
     return summary
 
 
+def _laziness_summary(lazy: list[dict], fit_from: float) -> dict:
+    """Per x the mean of each laziness value over the members at that x; slopes of the sup values on x ≥ fit_from."""
+    xs = np.array(sorted({r["x"] for r in lazy}))
+    out = {"x": xs, "fit_from": fit_from, "values": {}, "slopes": {}}
+    for name in LAZINESS:
+        per_x = np.array([np.mean([r[name] for r in lazy if r["x"] == x and name in r] or [np.nan]) for x in xs])
+        if np.all(np.isnan(per_x)):
+            continue
+        out["values"][name] = per_x
+        use = (xs >= fit_from) & np.isfinite(per_x) & (per_x > 0)
+        if name.startswith("sup_") and use.sum() >= 2:
+            out["slopes"][name] = fit_slope(xs[use], per_x[use])
+    return out
+
+
+def summary_dataset(summary: dict):
+    """The summary as an xarray.Dataset: gaps on (quantity, x), laziness on x_lazy, slopes in variables and attrs."""
+    import xarray as xr
+
+    names = list(summary["quantities"])
+    ds = xr.Dataset(attrs={"x_key": summary["x_key"]})
+    if names:
+        q = summary["quantities"]
+        stack = lambda k: np.array([q[n][k] for n in names])          # noqa: E731
+        ds = xr.Dataset({"mean": (("quantity", "x"), stack("mean")), "stderr": (("quantity", "x"), stack("stderr")),
+                         "t0": (("quantity", "x"), stack("t0")), "t0_predicted": (("quantity", "x"), stack("t0_predicted")),
+                         "slope": ("quantity", stack("slope")), "ci_low": ("quantity", [q[n]["ci"][0] for n in names]),
+                         "ci_high": ("quantity", [q[n]["ci"][1] for n in names]), "seeds": ("quantity", stack("seeds"))},
+                        coords={"quantity": names, "x": summary["x"]}, attrs=ds.attrs)
+        ds["mean"].attrs["long_name"] = "mean over seeds of sup_t gap"
+    lazy = summary["laziness"]
+    for name, values in lazy["values"].items():
+        ds[name] = xr.DataArray(values, dims=("x_lazy",), coords={"x_lazy": lazy["x"]})
+    for name, value in lazy["slopes"].items():
+        ds.attrs[f"slope_{name}"] = value
+    ds.attrs["fit_from"] = lazy["fit_from"]
+    return ds
+
+
 def write_summary(folder: Path, summary: dict) -> None:
-    """summary.csv (one row per quantity and x) and summary.h5."""
+    """summary.csv (one row per quantity and x, then the laziness per x) and summary.h5 (the Dataset, netCDF)."""
     with open(folder / "summary.csv", "w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["quantity", summary["x_key"], "mean_sup_gap", "stderr", "mean_gap_t0", "mc_prediction_t0",
@@ -259,55 +379,38 @@ def write_summary(folder: Path, summary: dict) -> None:
         for q, d in summary["quantities"].items():
             for x, m, e, t0, p in zip(summary["x"], d["mean"], d["stderr"], d["t0"], d["t0_predicted"]):
                 out.writerow([q, x, m, e, t0, p, d["slope"], *d["ci"]])
-    with h5py.File(folder / "summary.h5", "w") as f:
-        f.attrs["x_key"] = summary["x_key"]
-        f.create_dataset("x", data=summary["x"])
-        for q, d in summary["quantities"].items():
-            g = f.create_group(q)
-            for k in ("mean", "stderr", "t0", "t0_predicted"):
-                g.create_dataset(k, data=d[k])
-            g.attrs.update({"slope": d["slope"], "ci_low": d["ci"][0], "ci_high": d["ci"][1], "seeds": d["seeds"]})
+        lazy = summary["laziness"]
+        if lazy["values"]:
+            out.writerow([])
+            out.writerow([summary["x_key"], *lazy["values"]])
+            for i, x in enumerate(lazy["x"]):
+                out.writerow([x, *(v[i] for v in lazy["values"].values())])
+    summary_dataset(summary).to_netcdf(folder / "summary.h5", engine="h5netcdf")
 
 
 def format_summary(summary: dict, observables: tuple[str, ...] = ()) -> str:
-    lines = [f"rates against {summary['x_key']} (slope of log mean sup_t gap; 95% bootstrap interval over seeds)"]
-    for q, d in summary["quantities"].items():
-        label = q if not q.startswith("gap_") or not observables else f"{q} = {observables[int(q[4:])]}"
-        lines.append(f"  {label:<36} slope {d['slope']:+.3f}  [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]  ({d['seeds']} seeds)")
-    lines.append("t = 0: mean gap / Monte Carlo prediction sqrt(2/π) std_f / sqrt(N), per x:")
-    for q, d in summary["quantities"].items():
-        if np.all(np.isfinite(d["t0_predicted"])):
-            lines.append(f"  {q:<8} " + "  ".join(f"{a / b:.2f}" for a, b in zip(d["t0"], d["t0_predicted"])))
-    lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{q[:12]:>12}" for q in summary["quantities"]))
-    for i, x in enumerate(summary["x"]):
-        lines.append(f"  {x:>14g}  " + "  ".join(f"{d['mean'][i]:12.3e}" for d in summary["quantities"].values()))
+    lines = []
+    if summary["quantities"]:
+        lines.append(f"rates against {summary['x_key']} (slope of log mean sup_t gap; 95% bootstrap interval over seeds)")
+        for q, d in summary["quantities"].items():
+            label = q if not q.startswith("gap_") or not observables else f"{q} = {observables[int(q[4:])]}"
+            lines.append(f"  {label:<36} slope {d['slope']:+.3f}  [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]  "
+                         f"({d['seeds']} seeds)")
+        lines.append("t = 0: mean gap / Monte Carlo prediction sqrt(2/π) std_f / sqrt(N), per x:")
+        for q, d in summary["quantities"].items():
+            if np.all(np.isfinite(d["t0_predicted"])):
+                lines.append(f"  {q:<8} " + "  ".join(f"{a / b:.2f}" for a, b in zip(d["t0"], d["t0_predicted"])))
+        lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{q[:12]:>12}" for q in summary["quantities"]))
+        for i, x in enumerate(summary["x"]):
+            lines.append(f"  {x:>14g}  " + "  ".join(f"{d['mean'][i]:12.3e}" for d in summary["quantities"].values()))
+    lazy = summary["laziness"]
+    if any(k.startswith("sup_w2") or k.endswith("kernel") for k in lazy["values"]):
+        lines.append(f"laziness against {summary['x_key']} (docs/math.md §7): final risks and sup_t distances from the "
+                     "start")
+        names = list(lazy["values"])
+        lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{n[:22]:>22}" for n in names))
+        for i, x in enumerate(lazy["x"]):
+            lines.append(f"  {x:>14g}  " + "  ".join(f"{lazy['values'][n][i]:22.4e}" for n in names))
+        for name, value in lazy["slopes"].items():
+            lines.append(f"  slope of {name} against {summary['x_key']} (x ≥ {lazy['fit_from']:g}): {value:+.3f}")
     return "\n".join(lines)
-
-
-def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
-    """rates.png: mean sup-gaps against x on log-log axes, fitted lines, and the x^(−1/2) reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    xs = summary["x"]
-    for k, (q, d) in enumerate(summary["quantities"].items()):
-        label = observables[int(q[4:])] if q.startswith("gap_") and observables else q
-        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{label}: slope {d['slope']:+.2f}")
-        if np.isfinite(d["slope"]):
-            fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
-            ax.plot(xs, fit, "-", color=f"C{k}", lw=0.8)
-    first = next(iter(summary["quantities"].values()))["mean"][0]
-    ax.plot(xs, first * (xs / xs[0]) ** -0.5, "k--", lw=1, label=r"$x^{-1/2}$ reference")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(summary["x_key"])
-    ax.set_ylabel("mean over seeds of sup_t gap")
-    ax.legend(frameon=False, fontsize=7)
-    fig.tight_layout()
-    path = folder / "rates.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,0 +1,119 @@
+"""The figures of a sweep: the rates (rates.png) and, for a sweep over dynamics.alpha, the transition from
+mean field to the lazy limit (transition.png; docs/math.md §7)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mfdyn.config import parse_override
+from mfdyn.storage import RunFile
+
+
+def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
+    """rates.png: mean sup-gaps against x on log-log axes, fitted lines, and the x^(−1/2) reference."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.6))
+    ax = fig.add_subplot()
+    xs = summary["x"]
+    for k, (q, d) in enumerate(summary["quantities"].items()):
+        label = observables[int(q[4:])] if q.startswith("gap_") and observables else q
+        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{label}: slope {d['slope']:+.2f}")
+        if np.isfinite(d["slope"]):
+            fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
+            ax.plot(xs, fit, "-", color=f"C{k}", lw=0.8)
+    first = next(iter(summary["quantities"].values()))["mean"][0]
+    ax.plot(xs, first * (xs / xs[0]) ** -0.5, "k--", lw=1, label=r"$x^{-1/2}$ reference")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(summary["x_key"])
+    ax.set_ylabel("mean over seeds of sup_t gap")
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    path = folder / "rates.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# Reference slopes of the laziness against α (docs/math.md §7): displacement 1/α; kernel change 1/α², or
+# 1/α without the a ↦ −a symmetry of ρ_0
+LAZY_CURVES = {"sup_w2_pde": ("PDE  sup_t W2(ρ_t, ρ_0)", "C0", "o", -1.0),
+               "sup_displacement_sgd": ("particles  sup_t displacement", "C3", "o", -1.0),
+               "sup_kernel_change_pde": ("PDE  sup_t kernel change", "C0", "s", -2.0),
+               "sup_kernel_change_sgd": ("particles  sup_t kernel change", "C3", "s", -2.0)}
+
+
+def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Path:
+    """transition.png: left, R(t) of the PDE for each α, between the mean-field (α = 1) and the kernel-limit
+    curves, with the particles where they ran; right, sup_t displacement and kernel change against α with
+    their fitted and reference slopes."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    index = json.loads((folder / "index.json").read_text())
+    key = index["x"]
+    curves: dict[float, dict] = {}
+    for member in index["members"]:
+        x = float(next(parse_override(o)[2] for o in member["overrides"] if o.startswith(key + "=")))
+        if x in curves and ("file" not in member or "sgd" in curves[x]):
+            continue
+        entry = curves.setdefault(x, {})
+        with RunFile.open(folder / member["pde"]) as f:
+            entry["t"], entry["pde"] = f.series("pde", "time"), f.series("pde", "risk")
+            if f.has("kernel"):
+                entry["kernel"] = f.series("kernel", "risk")
+        if "file" in member:
+            with RunFile.open(folder / member["file"]) as f:
+                entry["t_sgd"], entry["sgd"] = f.series("particles", "time"), f.series("particles", "risk")
+    alphas = np.array(sorted(curves))
+    fig = Figure(figsize=(12, 4.8))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    norm = LogNorm(alphas.min(), alphas.max())
+    cmap = colormaps["viridis"]
+    for a in alphas:
+        c = curves[a]
+        left.plot(c["t"], c["pde"], "-", color=cmap(norm(a)), lw=2.2 if a == 1 else 1.0,
+                  label="PDE, α = 1 (mean field)" if a == 1 else None)
+        if "sgd" in c:
+            left.plot(c["t_sgd"][::2], c["sgd"][::2], "o", ms=2.5, color=cmap(norm(a)))
+    kernel = next((curves[a]["kernel"] for a in alphas if "kernel" in curves[a]), None)
+    if kernel is not None:
+        left.plot(curves[alphas[0]]["t"], kernel, "k--", lw=2, label="kernel limit R_∞ (α → ∞)")
+    left.plot([], [], "o", color="gray", ms=3, label="particles (symmetric start), where N ≥ 16α²")
+    left.set_yscale("log")
+    left.set_xlabel("t")
+    left.set_ylabel("risk R_α(t)")
+    left.legend(frameon=False, fontsize=8)
+    bar = fig.colorbar(cmap_mappable(norm, cmap), ax=left)
+    bar.set_label(f"α ({key})")
+    lazy = summary["laziness"]
+    for name, (label, color, marker, reference) in LAZY_CURVES.items():
+        if name not in lazy["values"]:
+            continue
+        y = lazy["values"][name]
+        slope = lazy["slopes"].get(name, np.nan)
+        right.plot(lazy["x"], y, marker, ls="-" if "pde" in name else ":", color=color, ms=4,
+                   label=f"{label}: slope {slope:+.2f} (α ≥ {lazy['fit_from']:g})")
+        use = lazy["x"] >= max(lazy["fit_from"], lazy["x"].min())
+        if use.any():
+            x0, y0 = lazy["x"][use][0], y[use][0]
+            right.plot(lazy["x"][use], y0 * (lazy["x"][use] / x0) ** reference, color="gray", lw=0.8, ls="--")
+    right.plot([], [], color="gray", lw=0.8, ls="--", label="reference slopes −1 (displacement), −2 (kernel)")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel(f"α ({key})")
+    right.set_ylabel("sup over t")
+    right.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    out = folder / "transition.png" if path is None else Path(path)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def cmap_mappable(norm, cmap):
+    from matplotlib.cm import ScalarMappable
+
+    return ScalarMappable(norm=norm, cmap=cmap)
