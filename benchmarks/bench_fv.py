@@ -25,9 +25,9 @@ import numpy as np
 from timing import median_time, wall_time
 
 from mfdyn.config import load_config
+from mfdyn.grid import build_grid
 from mfdyn.problems import make_problem
 from pde import PotentialOperator, solve
-from mfdyn.grid import build_grid
 
 CONFIG = """
 [problem]

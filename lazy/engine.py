@@ -3,13 +3,14 @@
 H = H_ρ0 is the tangent kernel on the problem's x-quadrature {x_k, q_k}, computed once: by default
 from the grid's initial cell averages, the very ρ_0 the PDE starts from, with the grid scheme's own
 face differences (mfdyn.tangent.finite_volume_tangent_kernel), so that the PDE's α → ∞ limit is
-this engine's risk; with kernel.rho0 = "exact", from the closed-form ρ_0 by its own quadrature. With S = Q^½ H Q^½ = V Λ Vᵀ, Q^½ u(t) = V e^{−2ξtΛ} Vᵀ Q^½ u_0, and
-R_∞(t) = Σ_k q_k u_k(t)² + E Var(y|x). u_0 = m − α f_ρ0 (m for the centred model).
+this engine's risk; with kernel.rho0 = "exact", from the closed-form ρ_0 by its own quadrature.
+With S = Q^½ H Q^½ = V Λ Vᵀ, Q^½ u(t) = V e^{−2ξtΛ} Vᵀ Q^½ u_0, and R_∞(t) = Σ_k q_k u_k(t)² + E Var(y|x);
+u_0 = m − α f_ρ0 (m for the centred model).
 """
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -3,8 +3,8 @@ clock of the time Numba spends compiling."""
 from __future__ import annotations
 
 import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from numba import njit
 

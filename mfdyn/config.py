@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mfdyn.problems import PROBLEMS
-from mfdyn.schema import (REQUIRED, ConfigError, Section, choice, parse_toml_value, positive, rule, toml_key,
-                          toml_value)
+from mfdyn.schema import REQUIRED, ConfigError, Section, choice, parse_toml_value, positive, rule, toml_key, toml_value
 
 # ----------------------------------------------------------------------------- sections
 
@@ -152,7 +151,7 @@ class Config:
             raise ConfigError(errors)
 
     @classmethod
-    def from_dict(cls, data: dict, overrides: tuple[str, ...] = ()) -> "Config":
+    def from_dict(cls, data: dict, overrides: tuple[str, ...] = ()) -> Config:
         """A Config from nested tables {"problem": {"name": …, …}, "dynamics": {…}, …} (TOML key names).
 
         Raises ConfigError listing every bad key, what is allowed and what was given.
@@ -169,7 +168,7 @@ class Config:
         return cls(problem=problem, **sections, overrides=tuple(overrides))
 
     @classmethod
-    def from_toml(cls, text: str, overrides: tuple[str, ...] | list[str] = ()) -> "Config":
+    def from_toml(cls, text: str, overrides: tuple[str, ...] | list[str] = ()) -> Config:
         """A Config from TOML text, with `section.key=value` overrides applied first."""
         try:
             data = tomllib.loads(text)
@@ -185,7 +184,7 @@ class Config:
         out.update({name: _table(getattr(self, name)) for name in SECTIONS})
         return out
 
-    def replace(self, key: str, value: Any) -> "Config":
+    def replace(self, key: str, value: Any) -> Config:
         """A copy with one dotted key changed ("particles.n", 1600), validated; recorded in overrides."""
         data = self.to_dict()
         section, name = _split_key(key)
@@ -285,7 +284,7 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
         raise
 
 
-def as_config(config: "Config | dict | str | Path", overrides: dict[str, Any] | None = None) -> Config:
+def as_config(config: Config | dict | str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Any form of config (a Config, a dict of tables, a path to a TOML file, or TOML text) with
     dotted overrides {"particles.n": 1600} applied, validated."""
     texts = [f"{k}={toml_value(v)}" for k, v in (overrides or {}).items()]

@@ -15,10 +15,11 @@ An engine never prints: warnings travel with the snapshot that raised them.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Protocol
+from typing import Any, ClassVar, Protocol
 
-ENGINES: dict[str, type["Engine"]] = {}
+ENGINES: dict[str, type[Engine]] = {}
 
 
 @dataclass

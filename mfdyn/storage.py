@@ -28,8 +28,9 @@ import itertools
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -103,11 +104,11 @@ class RunWriter:
         self.pending: dict[str, dict[str, Any]] = {}
         self.finished = False
         self.set_root(schema_version=SCHEMA_VERSION,
-                      created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                      created_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                       config_toml=config_toml, overrides="\n".join(overrides), seed=seed, **provenance(),
                       status="running")
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -129,7 +130,7 @@ class RunWriter:
         """Attributes for group ('/' for the root), written at finish()."""
         self.pending.setdefault(group, {}).update(attrs)
 
-    def finish(self, status: str, final: Callable[["RunFile"], None] | None = None) -> None:
+    def finish(self, status: str, final: Callable[[RunFile], None] | None = None) -> None:
         """Leave SWMR, write pending attributes, final(file) unless the run failed, and the status."""
         self.finished = True
         if self.path is None:
@@ -191,7 +192,7 @@ class RunWriter:
             ds[n] = row[name]
         self.file.flush()
 
-    def reader(self) -> "RunFile":
+    def reader(self) -> RunFile:
         """The file as a RunFile, to read while writing (in-memory runs)."""
         return RunFile(self.file, self.path)
 
@@ -221,7 +222,7 @@ class RunFile:
         self.h5, self.path = h5, path
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> "RunFile":
+    def open(cls, path: str | Path, mode: str = "r") -> RunFile:
         """Open a run file read-only (or "r+"), with a one-line error if it is not one."""
         p = Path(path)
         if not p.exists():
@@ -237,13 +238,13 @@ class RunFile:
                 raise ValueError(f"{p}: not an HDF5 file ({str(exc).splitlines()[0]})") from None
             if mode != "r":
                 f.close()
-                raise ValueError(f"{p}: the run was killed while writing; `mfdyn repair {p}` makes it writable")
+                raise ValueError(f"{p}: the run was killed while writing; `mfdyn repair {p}` makes it writable") from None
         if "schema_version" not in f.attrs:
             f.close()
             raise ValueError(f"{p}: not an mfdyn run file (no schema_version attribute)")
         return cls(f, p)
 
-    def __enter__(self) -> "RunFile":
+    def __enter__(self) -> RunFile:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -12,7 +12,8 @@ sqrt(4s/β); an empty array when β = ∞) after step s. step = 2εξ; alpha is 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,14 +1,14 @@
 """The SGD run loop: snapshots at the PDE's save times t = kε (docs/math.md §2)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
+import particles.sgd  # noqa: F401  (registers the SGD networks)
 from mfdyn.errors import BlowUp
 from mfdyn.problems import Problem
-import particles.sgd  # noqa: F401  (registers the SGD networks)
 from particles.networks import Advance, network_stepper, register_network
 
 # Data are drawn in fixed blocks of steps, block c from its own stream SeedSequence(seed, (DATA, c)),

@@ -2,7 +2,7 @@
 (docs/math.md §5; the protocol in mfdyn/engines.py)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -5,8 +5,8 @@ import numpy as np
 from numba import prange
 
 from mfdyn.builds import serial_and_parallel
-from mfdyn.problems import GridModel
 from mfdyn.grid import Grid
+from mfdyn.problems import GridModel
 
 _BLOCK = 4096                 # columns per task in expand_kernel
 PARALLEL_MIN_ENTRIES = 1 << 20  # entries of Φ (8 MB) from which the two cores pay (1.3× at 2^21, 2× at 2^23)

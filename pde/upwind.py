@@ -25,7 +25,6 @@ from mfdyn.builds import serial_and_parallel
 from mfdyn.reconstruction import MINMOD_THETA, face_values
 from pde.grid import PARALLEL_MIN_CELLS, Q_BLOCK, axis_shape
 
-
 P_BLOCK = 16                 # rows per task when the axis is the last one (Q = 1)
 
 

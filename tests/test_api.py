@@ -57,7 +57,7 @@ def test_config_forms_are_equivalent():
         np.testing.assert_array_equal(from_path.pde.risk.values, other.pde.risk.values)
     assert "particles" not in from_path.groups
     with pytest.raises(AttributeError, match="no group 'particles'"):
-        from_path.particles
+        _ = from_path.particles
 
 
 def test_run_refuses_to_overwrite_unless_asked(tmp_path):

@@ -1,6 +1,7 @@
 """Every config in configs/ validates, and runs end to end when shortened with --set."""
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import h5py
@@ -8,8 +9,6 @@ import pytest
 
 from mfdyn.config import load_config
 from validation.cli import main
-
-import tomllib
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.toml")
                  if "base" not in tomllib.loads(p.read_text()))          # sweep files name a base config

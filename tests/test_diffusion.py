@@ -8,7 +8,7 @@ from mfdyn.config import InitConfig
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from pde import Grid, PotentialOperator, solve
-from pde.steppers import STEPPERS, LinearlyImplicit, SSPRK3
+from pde.steppers import SSPRK3, STEPPERS, LinearlyImplicit
 from validation import verify
 
 BY_NAME = {c.name: c for c in verify.CASES}

@@ -97,8 +97,14 @@ def test_parallel_build_is_bit_identical_to_serial():
 
 def test_potential_kernels_match_numpy_twins():
     """Both builds of each Ψ kernel against the NumPy twin, and against each other bit for bit."""
-    from pde.potential import (expand_numpy, expand_parallel, expand_serial, moments_numpy, moments_parallel,
-                               moments_serial)
+    from pde.potential import (
+        expand_numpy,
+        expand_parallel,
+        expand_serial,
+        moments_numpy,
+        moments_parallel,
+        moments_serial,
+    )
 
     rng = np.random.default_rng(4)
     for k, m in [(3, 7), (40, 9000), (1, 513), (17, 4097)]:
@@ -162,8 +168,14 @@ def _face_views(shape3):
 
 @pytest.mark.parametrize("shape3", [(1, 50, 1), (3, 17, 70), (6, 2, 1), (2, 1, 5), (4, 300, 3)])
 def test_sg_kernels_match_numpy_twins_and_parallel_builds(shape3):
-    from pde.scharfetter_gummel import (axis_sg_apply, axis_sg_apply_numpy, axis_sg_apply_parallel, axis_sg_weights,
-                            axis_sg_weights_numpy, axis_sg_weights_parallel)
+    from pde.scharfetter_gummel import (
+        axis_sg_apply,
+        axis_sg_apply_numpy,
+        axis_sg_apply_parallel,
+        axis_sg_weights,
+        axis_sg_weights_numpy,
+        axis_sg_weights_parallel,
+    )
 
     rng = np.random.default_rng(9)
     rho, psi = random_state(rng, shape3)

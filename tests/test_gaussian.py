@@ -8,9 +8,19 @@ import pytest
 from numpy.polynomial.hermite_e import hermeval
 from scipy.integrate import quad
 
-from mfdyn.gaussian import (MEHLER_TERMS, Ramp, hermite_coefficients, mehler_sum, npdf,
-                            pair_expectation, pair_expectation_quadrature, q, ramp_mean,
-                            ramp_second_moment, sphere_cosine_moments)
+from mfdyn.gaussian import (
+    MEHLER_TERMS,
+    Ramp,
+    hermite_coefficients,
+    mehler_sum,
+    npdf,
+    pair_expectation,
+    pair_expectation_quadrature,
+    q,
+    ramp_mean,
+    ramp_second_moment,
+    sphere_cosine_moments,
+)
 
 RAMP = Ramp()
 OTHER = Ramp(t1=-0.3, t2=0.9, s1=0.4, s2=-1.1)   # kinks on both sides of 0, decreasing

@@ -9,13 +9,13 @@ import pytest
 from scipy.stats import kstest
 
 from mfdyn.config import InitConfig, load_config
+from mfdyn.grid import build_grid
 from mfdyn.problems import make_problem
 from mfdyn.problems.linear_flows import QuadraticInteraction
 from particles import run_sgd
 from pde import Grid, PotentialOperator
 from pde.gibbs import gibbs_fixed_point
 from validation.cli import main
-from mfdyn.grid import build_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISY = ROOT / "configs" / "mmn_isotropic_noisy.toml"

@@ -3,7 +3,6 @@ written (tests/golden.py): refactors and new options at their defaults change no
 import json
 
 import pytest
-
 from golden import GOLDEN, compute, run_configs
 
 EXPECTED = json.loads(GOLDEN.read_text())

@@ -21,9 +21,9 @@ import pytest
 
 import particles.run  # noqa: F401  (fills the network registry)
 from mfdyn.config import InitConfig, ParticlesConfig
+from mfdyn.grid import Grid
 from mfdyn.problems import PROBLEMS
 from particles.networks import NETWORKS
-from mfdyn.grid import Grid
 from pde.potential import PotentialOperator
 
 NAMES = sorted(PROBLEMS)

@@ -8,8 +8,13 @@ import pytest
 from mfdyn.gaussian import Ramp
 from particles import run_sgd
 from particles.run import BLOCK_STEPS
-from particles.sgd import (ROW_CHUNK, sgd_steps_ramp, sgd_steps_ramp_numpy, sgd_steps_ramp_parallel,
-                           sgd_steps_ramp_serial)
+from particles.sgd import (
+    ROW_CHUNK,
+    sgd_steps_ramp,
+    sgd_steps_ramp_numpy,
+    sgd_steps_ramp_parallel,
+    sgd_steps_ramp_serial,
+)
 
 RAMP = Ramp()
 

@@ -11,8 +11,8 @@ import xarray as xr
 from scipy.stats import norm
 
 import mfdyn
-from validation import rates as rt
 from mfdyn.config import parse_override
+from validation import rates as rt
 from validation import sweep as sw
 from validation.cli import main
 from validation.observables import SlicedW1, pde_expectation, w1_1d

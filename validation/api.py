@@ -81,7 +81,7 @@ class Run:
         return f"<mfdyn.Run {self.file.name} {self.config.problem.name} status={self.status!r} snapshots {{{counts}}}>"
 
     # ------------------------------------------------------------------ what it says
-    def compare(self, against: "Run | None" = None):
+    def compare(self, against: Run | None = None):
         """The comparison of PDE and particles at their common times: a Comparison, whose str() is the
         table `mfdyn compare` prints, c["risk_gap"] an array, c.to_xarray() an xarray.Dataset on (time,
         quantile). against: a run holding the /pde to compare with, when it is another file (a sweep
@@ -100,14 +100,14 @@ class Run:
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def run(config: "Config | dict | str | Path", set: dict[str, Any] | None = None, engine: str = "both",
+def run(config: Config | dict | str | Path, set: dict[str, Any] | None = None, engine: str = "both",
         out: str | Path | None = None, overwrite: bool = False, progress: bool | None = None) -> Run:
     """Run a config and return the Run.
 
@@ -136,7 +136,7 @@ def open(path: str | Path) -> Run:  # noqa: A001  (mfdyn.open, as the issue name
     return Run(RunFile.open(path))
 
 
-def gibbs(config: "Config | dict | str | Path", set: dict[str, Any] | None = None,
+def gibbs(config: Config | dict | str | Path, set: dict[str, Any] | None = None,
           out: str | Path | None = None, overwrite: bool = False) -> Run:
     """The self-consistent Gibbs state of a config (finite dynamics.beta) on its grid, as a Run whose /pde
     holds one row at time = inf and /gibbs the residual per iteration. Status "failed: not converged …"
@@ -154,7 +154,7 @@ def gibbs(config: "Config | dict | str | Path", set: dict[str, Any] | None = Non
     return Run(execute_gibbs(cfg, target)[0])
 
 
-def sweep(spec: "str | Path | dict", workers: int = 2, scheduler: str | None = None, log=print,
+def sweep(spec: str | Path | dict, workers: int = 2, scheduler: str | None = None, log=print,
           plot: str | Path | None = None):
     """Run a sweep (a sweep file, or a dict with its keys) and return its summary as an xarray.Dataset.
 

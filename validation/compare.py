@@ -9,8 +9,16 @@ import numpy as np
 from mfdyn.config import load_config
 from mfdyn.expressions import default_observables, evaluate
 from mfdyn.storage import RunFile
-from validation.observables import (QUANTILES, edges_from_centres, marginal_quantiles, particle_quantiles,
-                                    pde_expectation, risk_with_finite_n, SlicedW1, w1_1d)
+from validation.observables import (
+    QUANTILES,
+    SlicedW1,
+    edges_from_centres,
+    marginal_quantiles,
+    particle_quantiles,
+    pde_expectation,
+    risk_with_finite_n,
+    w1_1d,
+)
 
 
 def observables_for(config) -> tuple[str, ...]:
@@ -104,7 +112,7 @@ class Comparison:
     observables: tuple[str, ...]
 
     @classmethod
-    def of(cls, run: RunFile, pde: RunFile | None = None) -> "Comparison":
+    def of(cls, run: RunFile, pde: RunFile | None = None) -> Comparison:
         """The comparison of a run file's particles with its /pde (or that of the file pde)."""
         return cls(comparison_table(run, pde), run.coords("particles"), particle_count(run), observables_of(run))
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+
 import pde
 
 K1, K2, BETA, M0, KAPPA, L = 1.0, 0.5, 10.0, (0.3, -0.2), 0.4, 2.6

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from mfdyn.config import load_config
+from mfdyn.grid import build_grid
 from mfdyn.problems import make_problem
 from particles import run_sgd
 from pde import PotentialOperator, solve
-from mfdyn.grid import build_grid
 
 TESTS = {"tanh(a)·tanh(w)": lambda a, w: np.tanh(a) * np.tanh(w),
          "exp(−(a² + w²)/2)": lambda a, w: np.exp(-0.5 * (a**2 + w**2))}

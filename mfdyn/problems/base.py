@@ -38,7 +38,7 @@ class GridModel:
     log_volume: np.ndarray        # log J on cells, (M,); zeros in full θ-space
 
 
-PROBLEMS: dict[str, type["Problem"]] = {}
+PROBLEMS: dict[str, type[Problem]] = {}
 
 
 class Problem(ABC):

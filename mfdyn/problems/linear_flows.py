@@ -23,8 +23,8 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import ndtr
 
-from mfdyn.schema import Section, choice, rule
 from mfdyn.problems.base import GridModel, Problem
+from mfdyn.schema import Section, choice, rule
 
 PROFILES = choice("gaussian", "bump")
 _BUMP_HALF_WIDTH = 3.0      # in units of κ

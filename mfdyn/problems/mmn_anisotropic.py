@@ -22,14 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import comb
 from scipy.stats import chi2
 
-from scipy.special import comb
-
-from mfdyn.schema import choice, rule
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
 from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
+from mfdyn.schema import choice, rule
 
 # The kernel is truncated at the first even k whose diagonal term is below this on the grid. That bound
 # decays only like k^-3.3 (at r2 = 0 the correlation is a bare cosine in S); off the diagonal the terms

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from mfdyn.schema import choice, rule
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
 from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
+from mfdyn.schema import choice, rule
 
 _REDUCTION = choice("exact", "d_infinity")
 # u_d is truncated at the first even k whose term is below this everywhere on the grid (docs/math.md §3.1)

@@ -13,10 +13,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from mfdyn.schema import Section, finite, rule
-from mfdyn.gaussian import (MEHLER_MAX_COSINE, MEHLER_TERMS, Ramp, hermite_coefficients,
-                            mehler_offdiagonal_sum, pair_expectation_quadrature, q, ramp_second_moment)
+from mfdyn.gaussian import (
+    MEHLER_MAX_COSINE,
+    MEHLER_TERMS,
+    Ramp,
+    hermite_coefficients,
+    mehler_offdiagonal_sum,
+    pair_expectation_quadrature,
+    q,
+    ramp_second_moment,
+)
 from mfdyn.problems.base import Problem
+from mfdyn.schema import Section, finite, rule
 
 CLASSES = (1.0, -1.0)        # y, each with probability ½
 

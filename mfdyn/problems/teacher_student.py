@@ -20,9 +20,9 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import ndtr
 
 from mfdyn.activations import CODES, sigma, sigma_prime
-from mfdyn.schema import choice, rule
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.single_index import RampParams, check_ramp
+from mfdyn.schema import choice, rule
 
 TARGETS = {"teacher": None, "sin": np.sin, "abs": np.abs, "square": np.square, "tanh": np.tanh}
 
