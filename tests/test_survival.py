@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mfdyn.io import completed, open_run
+from mfdyn.storage import RunFile
 from validation.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,17 @@ every = 0.05
 """
 
 
+
+def open_run(path: Path) -> h5py.File:
+    """The h5py file under mfdyn's reader (SWMR for a killed run), to check the layout itself."""
+    return RunFile.open(path).h5
+
+
+def completed(f: h5py.File, group: str) -> int:
+    """Complete snapshots of a group: the rows of its time, written last."""
+    return f[group]["time"].shape[0] if group in f else 0
+
+
 def write_config(tmp_path: Path, name: str = "long.toml", extra_dynamics: str = "", extra_pde: str = "") -> Path:
     path = tmp_path / name
     path.write_text(LONG.format(extra_dynamics=extra_dynamics, extra_pde=extra_pde))
@@ -48,19 +59,24 @@ def start_run(config: Path, out: Path) -> subprocess.Popen:
 
 
 def rows(out: Path, group: str) -> int:
+    """Complete snapshots of a group, read while the run writes. Without a file lock: a reader holding one at the
+    moment the writer enters SWMR mode makes the run fail ("unable to lock file")."""
     try:
-        with open_run(out) as f:
+        with h5py.File(out, "r", swmr=True, locking=False) as f:
             return completed(f, group)
     except (ValueError, OSError, KeyError, FileNotFoundError):
         return 0
 
 
-def kill_when(proc: subprocess.Popen, out: Path, group: str, at_least: int, timeout: float = 120) -> None:
+def kill_when(proc: subprocess.Popen, out: Path, group: str, at_least: int, timeout: float = 120,
+              then: float = 0.0) -> None:
+    """SIGKILL once `group` holds at_least complete snapshots (polling the file), `then` seconds later."""
     deadline = time.time() + timeout
     while rows(out, group) < at_least:
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.time() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
+    time.sleep(then)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -86,17 +102,47 @@ def check_valid(out: Path) -> tuple[int, int]:
         return counts[0], counts[1]
 
 
+def check_prefix(cut: Path, whole: Path) -> None:
+    """Every complete snapshot of the killed file reads back equal to the same snapshot of the uninterrupted
+    run (and its fixed coordinates are the same)."""
+    with open_run(cut) as b, h5py.File(whole, "r") as a:
+        for group in ("pde", "particles"):
+            if group not in b:
+                continue
+            n = completed(b, group)
+            assert set(b[group]) == set(a[group]), group
+            for name, ds in b[group].items():
+                rows_ = slice(0, n) if ds.maxshape[0] is None else slice(None)
+                np.testing.assert_array_equal(ds[rows_], a[group][name][rows_], err_msg=f"{group}/{name}")
+
+
 def test_sigkill_at_random_moments_leaves_valid_files(tmp_path):
+    """Kills at random moments (sleeps: maybe before the first snapshot) and after a random number of complete
+    snapshots of each engine (polling the file, then a random delay into the next step): every file left
+    opens, and its complete snapshots are those of the uninterrupted run."""
     config = write_config(tmp_path)
+    whole = tmp_path / "whole.h5"
+    assert main(["run", str(config), "--out", str(whole)]) == 0
     rng = random.Random(2026)
-    for trial in range(4):
+    kills = [(None, 0), (None, 0), ("pde", 1), ("pde", rng.randint(2, 60)), ("particles", 1),
+             ("particles", rng.randint(2, 20))]
+    for trial, (group, at_least) in enumerate(kills):
         out = tmp_path / f"killed{trial}.h5"
         proc = start_run(config, out)
-        time.sleep(rng.uniform(1.0, 5.0))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if out.exists():
-            check_valid(out)
+        if group is None:
+            time.sleep(rng.uniform(1.0, 5.0))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if not out.exists():
+                continue
+        else:
+            kill_when(proc, out, group, at_least, then=rng.uniform(0.0, 0.1))
+            assert proc.returncode == -signal.SIGKILL, trial           # it was killed, it did not finish
+        n_pde, n_particles = check_valid(out)
+        check_prefix(out, whole)
+        if group is not None:                                           # these files must hold snapshots
+            assert {"pde": n_pde, "particles": n_particles}[group] >= at_least, (trial, n_pde, n_particles)
+            assert n_particles < 61, trial
 
 
 @pytest.mark.parametrize("group,at_least,extra_dynamics,extra_pde", [
