@@ -183,14 +183,23 @@ class RunWriter:
         self.file.require_group(group).attrs.update({k: _attr_value(v) for k, v in attrs.items()})
 
     def append(self, group: str, row: dict[str, Any]) -> None:
-        """Append one snapshot: one row to each named dataset of group, `time` last, then flush."""
+        """Append one snapshot: one row to each named dataset of group and flush, then the row of `time`
+        and flush again. HDF5 may write a flush's datasets in any order, so a single flush could leave
+        `time` one row ahead of the others in a run killed mid-flush; two keep len(time) a count of
+        complete snapshots."""
         g = self.file[group]
-        for name in sorted(row, key=lambda k: k == "time"):
-            ds = g[name]
-            n = ds.shape[0]
-            ds.resize(n + 1, axis=0)
-            ds[n] = row[name]
+        for name in row:
+            if name != "time":
+                self._append(g[name], row[name])
         self.file.flush()
+        self._append(g["time"], row["time"])
+        self.file.flush()
+
+    @staticmethod
+    def _append(ds: h5py.Dataset, value: Any) -> None:
+        n = ds.shape[0]
+        ds.resize(n + 1, axis=0)
+        ds[n] = value
 
     def reader(self) -> RunFile:
         """The file as a RunFile, to read while writing (in-memory runs)."""
@@ -232,8 +241,10 @@ class RunFile:
         try:
             f = h5py.File(p, mode)
         except OSError as exc:
-            try:            # a run killed in SWMR mode leaves the 'open for write' flag: read it as SWMR
-                f = h5py.File(p, "r", swmr=True)
+            # A file being written (or killed while it was) is read as SWMR, and without a file lock: a lock
+            # held while a run switches its file to SWMR mode would make that run fail ("unable to lock file").
+            try:
+                f = h5py.File(p, "r", swmr=True, locking=False)
             except OSError:
                 raise ValueError(f"{p}: not an HDF5 file ({str(exc).splitlines()[0]})") from None
             if mode != "r":

@@ -225,14 +225,14 @@ def test_sweep_runs_skips_finished_members_and_resumes(tmp_path, monkeypatch, ca
         assert {"w1", "gap_0"} <= set(f.quantity.values) and np.all(f.x.values == [50, 200])
         for i, n in enumerate((50, 200)):                   # what rates() read from the members' files
             members = [m for m in index["members"] if f"particles.n={n}" in m["overrides"]]
-            tables = [sw.member_gaps(folder / m["file"], folder / m["pde"]) for m in members]
+            tables = [sw.member_gaps(folder / m["file"], folder / m["grid"]) for m in members]
             assert len(members) == 2 and f.seeds.sel(quantity="w1") == 2
             assert float(f["mean"].sel(quantity="w1")[i]) == pytest.approx(np.mean([t["w1"].max() for t in tables]),
                                                                           rel=1e-12)
             assert float(f.t0.sel(quantity="gap_0")[i]) == pytest.approx(np.mean([t["gap_0"][0] for t in tables]),
                                                                         rel=1e-12)
             assert float(f.t0_predicted.sel(quantity="gap_0")[i]) == pytest.approx(
-                sw.monte_carlo_t0(folder / members[0]["pde"], folder / members[0]["file"])["gap_0"], rel=1e-12)
+                sw.monte_carlo_t0(folder / members[0]["grid"], folder / members[0]["file"])["gap_0"], rel=1e-12)
     first = member_arrays(folder)
     assert len(first) == 4 and len(list(folder.glob("pde-*.h5"))) == 1      # one PDE for all members
     assert main(["sweep", str(write_sweep(tmp_path, "pool"))]) == 0
@@ -280,7 +280,7 @@ def test_shipped_sweeps_validate_every_member():
     assert {p.stem for p in sweeps} >= {"n_scaling", "n_scaling_mmn", "eps_scaling"}
     for path in sweeps:
         spec = sw.load_sweep(path)
-        assert len(spec.members) >= 20
+        assert len(spec.members) >= (20 if path.stem in {"n_scaling", "n_scaling_mmn", "eps_scaling"} else 5)
     n_spec = sw.load_sweep(ROOT / "configs" / "n_scaling.toml")
     values = [{k: v for _, k, v in (parse_override(o) for o in m.overrides)} for m in n_spec.members]
     ns = {v["n"] for v in values if "n" in v}

@@ -39,7 +39,6 @@ import csv
 import hashlib
 import itertools
 import json
-import os
 import tomllib
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from mfdyn.config import Config, ConfigError, load_config, parse_override
 from mfdyn.schema import toml_value
 from mfdyn.storage import RunFile
 from validation.rates import fit_slope, summarize
+from validation.workers import one_numba_thread
 
 KEYS = ("base", "name", "folder", "x", "engines", "fit_from", "set", "vary", "zip")
 ENGINES = ("pde", "kernel", "particles")
@@ -195,14 +195,10 @@ def run_member(base_toml: str, overrides: list[str], out: str, engine: str) -> s
     return out
 
 
-def _worker_init() -> None:
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-
-
 def make_executor(workers: int, scheduler: str | None) -> tuple[Executor, object]:
     """A spawn-based process pool, or a Dask cluster's executor; returns (executor, client or None)."""
     if scheduler is None:
-        return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init), None
+        return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=one_numba_thread), None
     try:
         from distributed import Client
     except ImportError:
@@ -222,7 +218,7 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
         key = _grid_key(config)
         grid_file, _, wanted = grids.setdefault(key, (folder / f"pde-{_digest(key)}.h5", member.overrides, set()))
         wanted.update(e for e in member.engines if e in GRID_ENGINES)
-        entry = {"overrides": member.overrides, "pde": grid_file.name, "engines": list(member.engines)}
+        entry = {"overrides": member.overrides, "grid": grid_file.name, "engines": list(member.engines)}
         if "particles" in member.engines:
             run_file = folder / f"run-{_digest(config.to_toml())}.h5"
             entry["file"] = run_file.name
@@ -296,7 +292,7 @@ LAZINESS = {"final_risk_pde": ("pde", "risk", "final"), "final_risk_kernel": ("k
 def _laziness(files: dict[str, Path]) -> dict[str, float]:
     out = {}
     for name, (group, dataset, how) in LAZINESS.items():
-        path = files.get("particles" if group == "particles" else "grid")
+        path = files.get("particles_file" if group == "particles" else "grid")
         if path is None:
             continue
         with RunFile.open(path) as f:
@@ -315,16 +311,17 @@ def rates(folder: Path) -> dict:
     for member in index["members"]:
         values = {".".join(parse_override(o)[:2]): parse_override(o)[2] for o in member["overrides"]}
         x, seed = float(values[key]), values.get("particles.seed", 0)
-        files = {"grid": folder / member["pde"]}
+        grid_file = folder / member["grid"]
+        files = {"grid": grid_file}
         if "file" in member:
-            files["particles"] = folder / member["file"]
-            table = member_gaps(files["particles"], files["grid"])
+            run_file = files["particles_file"] = folder / member["file"]
+            table = member_gaps(run_file, grid_file)
             quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
             if np.all(np.isfinite(table["risk_gap"])):
                 quantities["risk"] = np.abs(table["risk_gap"])
             records.append({"x": x, "seed": seed, "sup": {q: float(np.max(v)) for q, v in quantities.items()},
                             "t0": {q: float(v[0]) for q, v in quantities.items()},
-                            "mc": monte_carlo_t0(files["grid"], files["particles"])})
+                            "mc": monte_carlo_t0(grid_file, run_file)})
         lazy.append({"x": x, **_laziness(files)})
     summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
     summary["laziness"] = _laziness_summary(lazy, index.get("fit_from", 0.0))

@@ -58,16 +58,16 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
     curves: dict[float, dict] = {}
     for member in index["members"]:
         x = float(next(parse_override(o)[2] for o in member["overrides"] if o.startswith(key + "=")))
-        if x in curves and ("file" not in member or "sgd" in curves[x]):
+        if x in curves and ("file" not in member or "risk_sgd" in curves[x]):
             continue
         entry = curves.setdefault(x, {})
-        with RunFile.open(folder / member["pde"]) as f:
-            entry["t"], entry["pde"] = f.series("pde", "time"), f.series("pde", "risk")
+        with RunFile.open(folder / member["grid"]) as f:
+            entry["t"], entry["risk_pde"] = f.series("pde", "time"), f.series("pde", "risk")
             if f.has("kernel"):
-                entry["kernel"] = f.series("kernel", "risk")
+                entry["risk_kernel"] = f.series("kernel", "risk")
         if "file" in member:
             with RunFile.open(folder / member["file"]) as f:
-                entry["t_sgd"], entry["sgd"] = f.series("particles", "time"), f.series("particles", "risk")
+                entry["t_sgd"], entry["risk_sgd"] = f.series("particles", "time"), f.series("particles", "risk")
     alphas = np.array(sorted(curves))
     fig = Figure(figsize=(12, 4.8))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -75,11 +75,11 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
     cmap = colormaps["viridis"]
     for a in alphas:
         c = curves[a]
-        left.plot(c["t"], c["pde"], "-", color=cmap(norm(a)), lw=2.2 if a == 1 else 1.0,
+        left.plot(c["t"], c["risk_pde"], "-", color=cmap(norm(a)), lw=2.2 if a == 1 else 1.0,
                   label="PDE, α = 1 (mean field)" if a == 1 else None)
-        if "sgd" in c:
-            left.plot(c["t_sgd"][::2], c["sgd"][::2], "o", ms=2.5, color=cmap(norm(a)))
-    kernel = next((curves[a]["kernel"] for a in alphas if "kernel" in curves[a]), None)
+        if "risk_sgd" in c:
+            left.plot(c["t_sgd"][::2], c["risk_sgd"][::2], "o", ms=2.5, color=cmap(norm(a)))
+    kernel = next((curves[a]["risk_kernel"] for a in alphas if "risk_kernel" in curves[a]), None)
     if kernel is not None:
         left.plot(curves[alphas[0]]["t"], kernel, "k--", lw=2, label="kernel limit R_∞ (α → ∞)")
     left.plot([], [], "o", color="gray", ms=3, label="particles (symmetric start), where N ≥ 16α²")
