@@ -8,7 +8,7 @@ import numpy as np
 
 from mfdyn.engines import Snapshot, register_engine, remaining_times
 from mfdyn.errors import BlowUp
-from mfdyn.tangent import kernel_change, supports_tangent_kernel, tangent_kernel
+from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from particles.run import ParticleState, initial_particles, run_sgd
 
 
@@ -27,7 +27,7 @@ class ParticleEngine:
         self.theta0 = initial_particles(self.problem, p.n, p.seed)
         self.lazy = supports_tangent_kernel(self.problem)
         if self.lazy:
-            self.kernel0 = tangent_kernel(self.problem, self.theta0, np.full(p.n, 1.0 / p.n))
+            self.kernel0 = self.problem.point_tangent_kernel(self.theta0, np.full(p.n, 1.0 / p.n))
 
     def layout(self, writer) -> None:
         n, problem, g = self.config.particles.n, self.problem, self.name
@@ -73,7 +73,7 @@ class ParticleEngine:
         n = len(theta)
         change = np.nan
         if self.lazy:
-            change = kernel_change(tangent_kernel(self.problem, theta, np.full(n, 1.0 / n)), self.kernel0,
+            change = kernel_change(self.problem.point_tangent_kernel(theta, np.full(n, 1.0 / n)), self.kernel0,
                                    self.problem.x_quadrature()[1])
         return {"displacement": float(np.sqrt(np.sum((theta - self.theta0) ** 2) / n)), "kernel_change": change}
 

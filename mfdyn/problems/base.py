@@ -158,6 +158,13 @@ class Problem(ABC):
         """∇_θ σ*(x_k; θ_m) for θ (M, D), shape (D, K, M)."""
         raise NotImplementedError(f"{self.name} has no x-quadrature features")
 
+    def point_tangent_kernel(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """H on the x-quadrature for weights ≥ 0 (M,) on points θ (M, D) (e.g. 1/N per particle), (K, K).
+        Generic: the tangent features at every point; problems may do it faster."""
+        from mfdyn.tangent import tangent_kernel
+
+        return tangent_kernel(self, points, weights)
+
     def grid_tangent_kernel(self, centres: list[np.ndarray], masses: np.ndarray) -> np.ndarray:
         """H_ρ on the x-quadrature for cell masses ρ_c|cell| (grid-shaped) at the cell centres of a grid in
         θ-space, (K, K). Generic: the tangent features at every centre; problems may do it faster."""

@@ -200,6 +200,11 @@ class TeacherStudent(Problem):
         geometry = np.outer(self.x_nodes, self.x_nodes) + (1.0 if self.dim == 3 else 0.0)
         return (act * m0) @ act.T + ((der * m2) @ der.T) * geometry
 
+    def point_tangent_kernel(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """H for weights on points (a, w[, b]): each point is a (w, b) column of mass weight and a-moment a²·weight."""
+        b = points[:, 2] if self.dim == 3 else 0.0
+        return self._kernel_of_marginals(points[:, 1], b, weights, points[:, 0] ** 2 * weights)
+
     def grid_tangent_kernel(self, centres: list[np.ndarray], masses: np.ndarray) -> np.ndarray:
         """H_ρ for cell masses on an (a, w[, b]) grid: the a-axis enters only through the mass and the second
         moment of a at each (w, b), so H costs K² per (w, b) column rather than per cell."""
