@@ -53,6 +53,13 @@ def build_engines(config: Config, engine: str) -> list:
 
 def _run_engines(writer: RunWriter, engines: list, config: Config, starts: list | None = None,
                  progress: bool | None = None) -> None:
+    try:
+        _advance(writer, engines, config, starts, progress)
+    except ValueError as exc:       # the input was valid: a ValueError now is the run failing, not bad input
+        raise RuntimeError(str(exc)) from exc
+
+
+def _advance(writer: RunWriter, engines: list, config: Config, starts: list | None, progress: bool | None) -> None:
     for e, start in zip(engines, starts or [None] * len(engines)):
         shown = Progress(e.name, config.dynamics.t_end, progress)
         for snap in e.run(start):
