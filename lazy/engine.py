@@ -39,13 +39,14 @@ class KernelEngine:
         try:
             self.nodes, self.q = problem.x_quadrature()
         except NotImplementedError as exc:
-            raise ValueError(f"--engine kernel: {exc}; the lazy limit needs the tangent kernel on an "
+            raise ValueError(f"engine kernel: {exc}; the lazy limit needs the tangent kernel on an "
                              "x-quadrature (teacher_student has one)") from None
-        if config.kernel.rho0 == "exact" and getattr(problem.params, "activation", None) not in SMOOTH:
-            raise ValueError("kernel.rho0: 'exact' integrates ρ_0 by Gauss–Hermite, which does not resolve the kinks "
-                             f"of {problem.params.activation}; allowed for it: 'grid'")
+        activation = getattr(problem.params, "activation", None)
+        if config.kernel.rho0 == "exact" and activation not in SMOOTH:
+            raise ValueError("kernel.rho0: 'exact' integrates ρ_0 by Gauss–Hermite, which resolves only smooth σ "
+                             f"({', '.join(SMOOTH)}), not {activation or problem.name}; allowed for it: 'grid'")
         if problem.dim != len(problem.coords):
-            raise ValueError(f"--engine kernel: {problem.name} is solved in reduced coordinates, not in θ-space")
+            raise ValueError(f"engine kernel: {problem.name} is solved in reduced coordinates, not in θ-space")
 
     def prepare(self) -> None:
         """H_ρ0, f_ρ0 and u_0 on the x-quadrature, and the eigendecomposition of Q^½ H Q^½."""
@@ -74,7 +75,8 @@ class KernelEngine:
         writer.table(g, "eigenvalues", self.eigenvalues, ("mode",), long_name="eigenvalues Λ of Q^½ H_ρ0 Q^½")
         writer.table(g, "weights", self.q, ("x",), long_name="quadrature weights q_k")
         writer.series(g, "risk", (), ("time",), long_name="R_∞(t) = Σ q_k u_k(t)² + E Var(y|x), docs/math.md §7")
-        writer.series(g, "residual", (len(self.nodes),), ("time", "x"), long_name="u(t) = m − αf on the nodes")
+        writer.series(g, "residual", (len(self.nodes),), ("time", "x"),
+                      long_name="u(t) on the nodes: m − αf (m − α(f − f_ρ0) for the centred model)")
         writer.group_attrs(g, rho0=self.config.kernel.rho0)
 
     def residual(self, t: float) -> np.ndarray:

@@ -10,7 +10,7 @@ The package is the shared core (problems, schema and config, storage, engine pro
     mfdyn.Config, mfdyn.ConfigError, mfdyn.Run
 
 The API names resolve on first use (PEP 562), so `import mfdyn` stays cheap and the core never
-imports the engines or the validation layer at import time: the layering mfdyn ← pde, particles ←
+imports the engines or the validation layer at import time: the layering mfdyn ← pde, particles, lazy ←
 validation holds for every module, and only these names reach up to the validation layer.
 """
 from __future__ import annotations

@@ -131,19 +131,24 @@ class RunWriter:
         self.pending.setdefault(group, {}).update(attrs)
 
     def finish(self, status: str, final: Callable[[RunFile], None] | None = None) -> None:
-        """Leave SWMR, write pending attributes, final(file) unless the run failed, and the status."""
+        """Leave SWMR, write pending attributes, final(file) unless the run failed, and the status. A final()
+        that raises records "failed: <reason>" before the exception goes on."""
         self.finished = True
         if self.path is None:
             target = RunFile(self.file, None)
         else:
             if self.file.id.valid:
                 self.file.close()
-            target = RunFile(h5py.File(self.path, "r+"), self.path)
+            target = RunFile(_reopen(self.path), self.path)
         try:
             for group, attrs in self.pending.items():
                 target.h5.require_group(group).attrs.update({k: _attr_value(v) for k, v in attrs.items()})
             if final is not None and not status.startswith("failed"):
-                final(target)
+                try:
+                    final(target)
+                except Exception as exc:
+                    target.h5.attrs["status"] = f"failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                    raise
             target.h5.attrs["status"] = status
             target.h5.flush()
         finally:
@@ -204,6 +209,21 @@ class RunWriter:
     def reader(self) -> RunFile:
         """The file as a RunFile, to read while writing (in-memory runs)."""
         return RunFile(self.file, self.path)
+
+
+def _reopen(path: Path, tries: int = 50, wait: float = 0.1) -> h5py.File:
+    """The finished file for writing. A reader that opened it in the instant between the writer's close
+    and this reopen holds a lock for as long as it reads: wait for it (up to tries × wait seconds)."""
+    import time
+
+    for attempt in range(tries):
+        try:
+            return h5py.File(path, "r+")
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _attach(g: h5py.Group, ds: h5py.Dataset, dims: tuple[str, ...]) -> None:

@@ -9,17 +9,29 @@ from numba import njit
 def w2_1d(rho: np.ndarray, rho0: np.ndarray, edges: np.ndarray) -> float:
     """W2 between two piecewise-constant densities on the same cells, exactly.
 
-    Both quantile functions are piecewise linear in u between the CDF values at the edges; on the merged
-    breakpoints both are linear, so ∫₀¹ (Q − Q₀)² du is a sum of exact quadratics.
+    Each quantile function is linear in u inside each cell of positive mass and jumps over cells of zero
+    mass; on the pieces between the merged CDF breakpoints both are linear, so ∫₀¹ (Q − Q₀)² du is a sum
+    of exact quadratics, each Q read from its own cell (one-sided at the jumps).
     """
-    def cdf(density):
-        mass = np.concatenate([[0.0], np.cumsum(density * np.diff(edges))])
-        return mass / mass[-1]
+    def law(density):
+        mass = np.maximum(density, 0.0) * np.diff(edges)
+        mass = mass / mass.sum()
+        return mass, np.concatenate([[0.0], np.cumsum(mass)])
 
-    c, c0 = cdf(rho), cdf(rho0)
+    (m, c), (m0, c0) = law(rho), law(rho0)
     u = np.union1d(c, c0)
-    d = np.interp(u, c, edges) - np.interp(u, c0, edges)
-    return float(np.sqrt(max(np.sum(np.diff(u) * (d[:-1] ** 2 + d[:-1] * d[1:] + d[1:] ** 2)) / 3.0, 0.0)))
+    u = u[(u >= 0.0) & (u <= 1.0)]
+    lo, hi = u[:-1], u[1:]
+    mid = 0.5 * (lo + hi)
+
+    def quantile_ends(mass, cdf):
+        j = np.clip(np.searchsorted(cdf, mid, side="right") - 1, 0, len(mass) - 1)    # the cell holding mid
+        width = np.diff(edges)[j] / np.where(mass[j] > 0, mass[j], 1.0)
+        return edges[j] + (lo - cdf[j]) * width, edges[j] + (hi - cdf[j]) * width
+
+    (a0, a1), (b0, b1) = quantile_ends(m, c), quantile_ends(m0, c0)
+    d0, d1 = a0 - b0, a1 - b1
+    return float(np.sqrt(max(np.sum((hi - lo) * (d0 * d0 + d0 * d1 + d1 * d1)) / 3.0, 0.0)))
 
 
 @njit(cache=True)

@@ -1,9 +1,9 @@
 """Online / mini-batch SGD steps (docs/math.md §2): for ŷ(x) = (1/N) Σ_i σ(<w_i, x>) with the ramp σ
 (the MMN problems, §3.1–§3.2), and for ŷ(x) = (1/N) Σ_i a_i σ(w_i x + b_i) with scalar x (§3.3).
 
-One step with samples (x_b, y_b), b = 1..B, and s = εξ:
+One step with samples (x_b, y_b), b = 1..B, s = εξ and the output scale α (docs/math.md §7; α = 1 is §2):
 
-    w_i ← w_i + 2s [ (1/B) Σ_b (y_b − ŷ(x_b)) σ'(<w_i, x_b>) x_b − λ w_i ] + sqrt(4s/β) g_i
+    w_i ← w_i + 2s [ (1/B) Σ_b (1/α)(y_b − αŷ(x_b)) σ'(<w_i, x_b>) x_b − λ w_i ] + sqrt(4s/β) g_i
 
 with g_i ~ N(0, I). All neurons see the same ŷ computed from the weights before the step. The
 noise comes in as an array `noise` of shape (steps, N, D) already scaled by sqrt(4s/β) (the run loop

@@ -17,6 +17,7 @@ from pde.solve import PDEState, solve
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
 BOUNDARY_MASS_TOL = 1e-6
 MASS_DRIFT_TOL = 1e-9       # relative: more than round-off means the run has gone wrong
+MASS_CUT_TOL = 1e-3         # a grid holding less of ρ_0 than 1 − this is refused before the run
 
 
 def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) -> float:
@@ -42,11 +43,15 @@ class PDEEngine:
         self.problem, self.config = problem, config
         self.grid = build_grid(problem, config)
         check_memory(problem.feature_count(self.grid.centres), int(np.prod(self.grid.shape)), config.pde.memory_gb)
+        self.rho0 = problem.initial_cell_averages(self.grid.edges)        # closed form: cheap, and checked here
+        held = self.grid.integrate(self.rho0)
+        if held < 1.0 - MASS_CUT_TOL:
+            raise ValueError(f"pde.bounds: the grid holds only {100 * held:.2f}% of ρ_0 "
+                             f"({', '.join(f'[{lo:g}, {hi:g}]' for lo, hi in self.grid.bounds)}); widen pde.bounds")
 
     def prepare(self) -> None:
         """Build Φ and ρ_0 (the expensive part), after the inputs are known to be valid."""
         dyn = self.config.dynamics
-        self.rho0 = self.problem.initial_cell_averages(self.grid.edges)
         self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, dyn.lam, dyn.beta,
                                     alpha=dyn.alpha, reference=self.rho0 if dyn.centered else None)
         # Laziness (docs/math.md §7): W2(ρ_t, ρ_0), and the tangent kernel's change where the grid is θ-space
@@ -69,8 +74,8 @@ class PDEEngine:
                            ("w2_displacement", "W2(ρ_t, ρ_0): exact in 1-D, sliced (64 directions) above, §7"),
                            ("kernel_change", "‖Q^½(H_t − H_0)Q^½‖_F / ‖Q^½H_0Q^½‖_F on the x-quadrature, §7 "
                                              "(NaN: the problem has no x-quadrature in θ-space)"),
-                           ("free_energy", "F = ½R_λ + β⁻¹∫ρ log(ρ/J), docs/math.md §2"),
-                           ("mass", "∫ρ"), ("finite_n_term", "∫U(θ,θ)dρ − ∬U dρdρ: E R_N = R + this/N for iid θ_i"),
+                           ("free_energy", "F = ½R_α/α² + ½λ∫|θ|²ρ + β⁻¹∫ρ log(ρ/J), docs/math.md §2, §7"),
+                           ("mass", "∫ρ"), ("finite_n_term", "α²(∫U(θ,θ)dρ − ∬U dρdρ): E R_N = R_α + this/N for iid θ_i"),
                            ("steps", "accepted time steps so far"),
                            ("dt_next", "the explicit stepper's next dt (error control), to resume exactly")):
             writer.series(self.name, name, (), ("time",), long_name=desc)

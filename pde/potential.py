@@ -108,11 +108,12 @@ def check_memory(n_features: int, n_cells: int, budget_gb: float) -> None:
 
 
 class PotentialOperator:
-    """Ψ_λ[ρ] = V + (λ/2)|θ|² + Φᵀ(w ∘ Φρ|cell|) for cell averages ρ, in O(K·M).
+    """Ψ^α_λ[ρ] = V/α + (λ/2)|θ|² + Φᵀ(w ∘ Φν|cell|) for cell averages ρ, in O(K·M); ν = ρ, or ρ − ρ_0
+    (`reference`) for the centred model (docs/math.md §1, §7; α = 1 and no reference: §1 exactly).
 
-    Risk R = R# + 2∫Vρ + Σ_k w_k f_k², f = Φρ|cell|; R_λ = R + λ∫|θ|²ρ; free energy
-    F = ½R_λ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; docs/math.md §2, §3). The discrete interaction matrix
-    ΦᵀWΦ is symmetric, which is all the semi-discrete decay of F needs (CCH Thm 2.5).
+    Risk R_α = R# + 2α∫V dν + α² Σ_k w_k f_k², f = Φν|cell|; R_λ = R_α + λ∫|θ|²ρ; free energy
+    F = ½R_α/α² + ½λ∫|θ|²ρ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; docs/math.md §2, §3, §7).
+    The discrete interaction matrix ΦᵀWΦ is symmetric, which is all the semi-discrete decay of F needs (CCH Thm 2.5).
     With compress (default), more than COMPRESS_MIN_FEATURES features with W ≥ 0 are replaced by
     their best low-rank form (compress_features), which changes the kernel by under 1e−15 relative.
     """
@@ -193,5 +194,7 @@ class PotentialOperator:
         return value
 
     def finite_n_term(self, rho: np.ndarray) -> float:
-        """∫U(θ,θ)dρ − ∬U dρ dρ: E R_N = R(ρ) + this / N for θ_i iid ~ ρ (docs/math.md §1)."""
-        return float(self.model.self_interaction @ rho.ravel()) * self.vol - self.interaction_energy(rho)
+        """α²(∫U(θ,θ)dρ − ∬U dρ dρ), of ρ itself: E R_N = R_α(ρ) + this / N for θ_i iid ~ ρ (docs/math.md §1, §7;
+        the centred model and paired particles have R_N(0) = R_α(ρ_0) exactly, and compare uses 0 for them)."""
+        f = self.moments(rho)
+        return self.alpha**2 * (float(self.model.self_interaction @ rho.ravel()) * self.vol - float(self.weights @ (f * f)))

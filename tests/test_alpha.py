@@ -1,6 +1,8 @@
 """The output scale α, the kernel engine and the laziness diagnostics (docs/math.md §7)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,77 @@ def test_alpha_above_one_without_a_zero_output_start_warns(capsys):
                        "particles.n": 100}, engine="particles").close()
     err = capsys.readouterr().err
     assert "dynamics.alpha = 4" in err and "init.symmetric" in err and "dynamics.centered" in err
+
+
+@pytest.mark.parametrize("alpha", [0.5, 3.0])
+def test_sgd_kernels_match_their_twins_at_any_alpha(alpha):
+    from mfdyn.activations import CODES
+    from particles.sgd import sgd_steps_neuron, sgd_steps_neuron_numpy, sgd_steps_ramp, sgd_steps_ramp_numpy
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((37, 9)) * 0.4
+    x, y = rng.standard_normal((40, 9)) * 1.5, rng.choice([-1.0, 1.0], 40)
+    a, b, none = w.copy(), w.copy(), np.empty((0, 1, 1))
+    sgd_steps_ramp(a, x, y, 2, 0.05, 0.1, 0.5, 1.5, -2.5, 7.5, none, alpha)
+    sgd_steps_ramp_numpy(b, x, y, 2, 0.05, 0.1, 0.5, 1.5, -2.5, 7.5, none, alpha)
+    np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    theta = rng.standard_normal((50, 3)) * 0.5
+    xs, ys = rng.standard_normal(30), rng.standard_normal(30)
+    c, d = theta.copy(), theta.copy()
+    sgd_steps_neuron(c, xs, ys, 3, 0.05, 0.1, CODES["tanh"], 0.5, 1.5, -2.5, 7.5, none, alpha)
+    sgd_steps_neuron_numpy(d, xs, ys, 3, 0.05, 0.1, "tanh", (0.5, 1.5, -2.5, 7.5), none, alpha)
+    np.testing.assert_allclose(c, d, rtol=1e-12, atol=1e-13)
+    assert not np.allclose(c, theta)
+
+
+@pytest.mark.parametrize("config", [TS, "configs/mmn_isotropic.toml"])
+def test_the_centred_model_starts_at_zero_output_in_both_engines(config):
+    """R of the centred model at t = 0 is E y² in both engines: the network α(f − f_0) is 0."""
+    short = {"dynamics.centered": True, "dynamics.alpha": 4.0, "particles.n": 200, "dynamics.t_end": 0.01,
+             "output.every": 0.01, "particles.eps": 1e-3, "pde.cells": 200 if "mmn" in config else [48, 50]}
+    with mfdyn.run(config, set=short) as run:
+        e_y2 = make_problem(run.config).grid_model([c for c in (np.linspace(0.1, 1, 4),) * len(run.config.coordinates)]
+                                                   ).r_sharp
+        assert run.pde.risk.values[0] == pytest.approx(e_y2, rel=1e-12)
+        assert run.particles.risk.values[0] == pytest.approx(e_y2, rel=1e-9)
+        assert run.comparison.risk_gap.values[0] == pytest.approx(0.0, abs=1e-9)
+        assert run.pde.risk.values[1] < e_y2
+
+
+@pytest.mark.parametrize("config", [TS, "configs/teacher_student_3d.toml"])
+def test_fast_tangent_kernels_equal_the_definition(config):
+    from mfdyn.grid import build_grid
+    from mfdyn.problems.base import Problem
+
+    cfg = load_config(config, ["pde.cells=12"] if "3d" in config else ["pde.cells=[30, 34]"])
+    problem = make_problem(cfg)
+    points = np.random.default_rng(2).standard_normal((300, problem.dim)) * 0.6
+    weights = np.random.default_rng(3).random(300) / 300
+    definition = Problem.point_tangent_kernel(problem, points, weights)
+    np.testing.assert_allclose(problem.point_tangent_kernel(points, weights), definition, rtol=1e-12,
+                               atol=1e-14 * np.abs(definition).max())
+    grid = build_grid(problem, cfg)
+    masses = problem.initial_cell_averages(grid.edges) * grid.cell_volume
+    definition = Problem.grid_tangent_kernel(problem, grid.centres, masses)
+    np.testing.assert_allclose(problem.grid_tangent_kernel(grid.centres, masses), definition, rtol=1e-12,
+                               atol=1e-13 * np.abs(definition).max())
+
+
+def test_w2_1d_is_exact_across_cells_without_mass():
+    edges = np.linspace(0, 4, 401)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    box = lambda lo, hi: ((centres > lo) & (centres < hi)).astype(float)     # noqa: E731
+    assert w2_1d(box(0, 1), box(2, 3), edges) == pytest.approx(2.0, rel=1e-12)
+    # half the mass on [2, 3] against all on [0, 1]: Q − Q₀ is u on [0, ½] and 1 + u on [½, 1], W2² = 19/12
+    assert w2_1d(box(0, 1) + box(2, 3), 2 * box(0, 1), edges) == pytest.approx(np.sqrt(19 / 12), rel=1e-12)
+
+
+def test_the_symmetric_start_gets_a_domain_holding_both_mirror_images(tmp_path, capsys):
+    config = load_config(TS, ["init.symmetric=true", "init.mean=[1.5, 0.0]", "init.kappa=0.3"])
+    lo, hi = make_problem(config).default_bounds()[0]
+    assert lo <= -1.5 - 4 * 0.3 and hi >= 1.5 + 4 * 0.3
+    out = tmp_path / "never.h5"
+    code = main(["run", TS, "--engine", "pde", "--out", str(out), "--set", "init.symmetric=true",
+                 "--set", "init.mean=[1.5, 0.0]", "--set", "pde.bounds=[[0.3, 4.5], [-5.0, 5.0]]"])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(r"pde.bounds: the grid holds only 49\.\d\d% of ρ_0", err) and not out.exists()

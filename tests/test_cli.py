@@ -1,4 +1,4 @@
-"""`mfdyn run` and `mfdyn compare` end to end, on a tiny config (DESIGN.md, "CLI" and "HDF5 output")."""
+"""`mfdyn run` and `mfdyn compare` end to end, on a tiny config (docs/guide.md, "The command line" and "The run file")."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Config loading, validation and overrides (DESIGN.md, "Config")."""
+"""Config loading, validation and overrides (docs/guide.md, "Config")."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""β < ∞: Scharfetter–Gummel fluxes, both steppers, free energy, Gibbs states (MATH §2, §5, §6)."""
+"""β < ∞: Scharfetter–Gummel fluxes, both steppers, free energy, Gibbs states (docs/math.md §2, §5, §6)."""
 from __future__ import annotations
 
 import numpy as np

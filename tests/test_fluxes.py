@@ -1,4 +1,4 @@
-"""The flux kernel against its NumPy twin, and the scheme's discrete properties (MATH §5)."""
+"""The flux kernel against its NumPy twin, and the scheme's discrete properties (docs/math.md §5)."""
 from __future__ import annotations
 
 import numpy as np

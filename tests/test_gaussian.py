@@ -1,4 +1,4 @@
-"""Closed forms of MATH §3.1 and §4 against adaptive quadrature and Monte Carlo."""
+"""Closed forms of docs/math.md §3.1 and §4 against adaptive quadrature and Monte Carlo."""
 from __future__ import annotations
 
 import math

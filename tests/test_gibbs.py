@@ -1,4 +1,4 @@
-"""The Gibbs fixed point (MATH §2, §6), the long-time noisy PDE, and the noise convention of noisy SGD."""
+"""The Gibbs fixed point (docs/math.md §2, §6), the long-time noisy PDE, and the noise convention of noisy SGD."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,7 +73,7 @@ def test_long_time_noisy_pde_reaches_the_gibbs_state(tmp_path):
 @pytest.mark.slow
 def test_noisy_sgd_reaches_the_gibbs_radial_law_only_with_the_right_noise():
     """sqrt(4s/β): the radii at t_end pass a KS test against ρ̄* at the shipped N; sqrt(2s/β) (which is the
-    same as running at 2β) fails it by far. This is the test of the noise convention (MATH §2)."""
+    same as running at 2β) fails it by far. This is the test of the noise convention (docs/math.md §2)."""
     config = load_config(NOISY)
     problem, _, cdf = _gibbs_radial_cdf(config)
     p, dyn = config.particles, config.dynamics

@@ -1,4 +1,4 @@
-"""Ornstein–Uhlenbeck and quadratic-interaction problems (MATH §6): feature form, particles, exact law."""
+"""Ornstein–Uhlenbeck and quadratic-interaction problems (docs/math.md §6): feature form, particles, exact law."""
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +43,7 @@ def test_profile_cdf_and_sampler_agree(profile, rng):
 @pytest.mark.parametrize("cls,rate_extra", [(OrnsteinUhlenbeck, 0.0), (QuadraticInteraction, 1.0)])
 def test_particles_follow_the_exact_affine_law(cls, rate_extra):
     """Euler steps of a linear drift contract exactly by (1 − 2εξ·rate) per step: the mean at
-    rate K + λ, the spread at K + λ (+1 with the interaction); and that tends to MATH §6's e^{−2ξ·rate·t}."""
+    rate K + λ, the spread at K + λ (+1 with the interaction); and that tends to docs/math.md §6's e^{−2ξ·rate·t}."""
     problem = make(cls, (1.0, 0.5), (0.3, -0.2))
     xi, lam, t, eps = 0.5, 0.2, 1.0, 1e-4
     theta0, theta1 = [s.theta for s in run_sgd(problem, 2000, eps, xi, lam, 1, 0, [0.0, t])]

@@ -1,4 +1,4 @@
-"""The 1-D solver on MMN isotropic: positivity, mass, monotone risk, exact save times, convergence (MATH §5)."""
+"""The 1-D solver on MMN isotropic: positivity, mass, monotone risk, exact save times, convergence (docs/math.md §5)."""
 from __future__ import annotations
 
 import numpy as np

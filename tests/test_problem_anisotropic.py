@@ -1,4 +1,4 @@
-"""MMN anisotropic (MATH §3.2): the exact finite-d kernel, its d = ∞ limit, R_N, and the shipped config."""
+"""MMN anisotropic (docs/math.md §3.2): the exact finite-d kernel, its d = ∞ limit, R_N, and the shipped config."""
 from __future__ import annotations
 
 import math

@@ -80,13 +80,13 @@ def _unit(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 def _lift_isotropic(problem, z, rng):
-    """w = r u, u uniform on S^{d−1} independently per particle (the average of MATH §3.1)."""
+    """w = r u, u uniform on S^{d−1} independently per particle (the average of docs/math.md §3.1)."""
     return z[:, :1] * _unit(rng, len(z), problem.params.d)
 
 
 def _lift_anisotropic(problem, z, rng):
     """w = (r1 u1, r2 u2): u1 uniform on the sphere of S = the first s0 coordinates, u2 on that of S⊥,
-    independent per particle (the average of MATH §3.2)."""
+    independent per particle (the average of docs/math.md §3.2)."""
     s0, d = problem.params.s0, problem.params.d
     return np.hstack([z[:, :1] * _unit(rng, len(z), s0), z[:, 1:2] * _unit(rng, len(z), d - s0)])
 
@@ -248,7 +248,7 @@ def test_sampler_draws_the_initial_cell_averages(name):
 # --------------------------------------------------------------------------------- 4. grid risk of point masses
 @pytest.mark.parametrize("name", NAMES)
 def test_grid_risk_of_one_point_mass_is_the_exact_risk(name):
-    """One particle: R_1(θ) = R# + 2V(θ) + U(θ, θ) exactly (MATH §1). On the grid a point mass at cell c gives
+    """One particle: R_1(θ) = R# + 2V(θ) + U(θ, θ) exactly (docs/math.md §1). On the grid a point mass at cell c gives
     R# + 2V_c + u(z_c, z_c) with the grid kernel's diagonal; GridModel.self_interaction is U(θ, θ), so
     risk(δ_c) − u_cc + self_interaction_c must equal exact_risk. In full θ-space the kernel's diagonal is
     U(θ, θ) itself, so there self_interaction = Σ_k w_k Φ_kc² too. Also |θ|² = sq_norm_c."""

@@ -1,4 +1,4 @@
-"""MMN isotropic (MATH §3.1, §4): reduced potential, kernel and exact risk against full-space sampling."""
+"""MMN isotropic (docs/math.md §3.1, §4): reduced potential, kernel and exact risk against full-space sampling."""
 from __future__ import annotations
 
 import math
@@ -62,7 +62,7 @@ def test_kernel_truncation_is_below_tolerance(iso):
 
 
 def test_initial_risk_values_of_math_section_3_1():
-    """R(ρ_0) at d = 40 is 1.68 with u_∞ and about 1.71 with u_40 (MATH §3.1)."""
+    """R(ρ_0) at d = 40 is 1.68 with u_∞ and about 1.71 with u_40 (docs/math.md §3.1)."""
     risks = {}
     for reduction in ("d_infinity", "exact"):
         problem = MMNIsotropic(MMNIsotropicParams(reduction=reduction), InitConfig())
@@ -85,7 +85,7 @@ def test_exact_risk_matches_monte_carlo(iso, rng):
 
 
 def test_expected_particle_risk_is_pde_risk_plus_finite_n_term(iso):
-    """For iid θ_i ~ ρ_0: E R_N = R(ρ_0) + (∫U(θ,θ)dρ − ∬U dρdρ)/N (MATH §1)."""
+    """For iid θ_i ~ ρ_0: E R_N = R(ρ_0) + (∫U(θ,θ)dρ − ∬U dρdρ)/N (docs/math.md §1)."""
     n, draws = 20, 300
     rng = np.random.default_rng(1)
     risks = np.array([iso.exact_risk(iso.sample_initial(n, rng)) for _ in range(draws)])

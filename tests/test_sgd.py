@@ -1,4 +1,4 @@
-"""The SGD kernel against its NumPy twin, the update rule of MATH §2, and reproducibility."""
+"""The SGD kernel against its NumPy twin, the update rule of docs/math.md §2, and reproducibility."""
 from __future__ import annotations
 
 import numba

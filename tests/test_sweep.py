@@ -264,6 +264,14 @@ def test_dask_cluster_gives_the_same_runs_as_the_pool(tmp_path, monkeypatch):
     ('base = "teacher_student_2d.toml"\nx = "particles.eps"\n[vary]\n"particles.n" = [10]\n', "sweep.x"),
     ('base = "teacher_student_2d.toml"\n[vary]\n"particles.n" = [0, 10]\n', "particles.n"),
     ('[vary]\n"particles.n" = [10]\n', "sweep.base"),
+    ('base = "teacher_student_2d.toml"\nset = ["a"]\n[vary]\n"particles.n" = [10]\n', "sweep.set: must be a table"),
+    ('base = "teacher_student_2d.toml"\nx = "particles.seed"\n[vary]\n"particles.seed" = [1, 1]\n', "listed twice"),
+    ('base = "teacher_student_2d.toml"\nx = "particles.n"\n[vary]\n"particles.n" = [10]\n[zip]\n"particles.n" = [20]\n',
+     "also in [vary]"),
+    ('base = "teacher_student_2d.toml"\nengines = ["kernel", "particles"]\n[vary]\n"particles.n" = [10]\n',
+     "including pde"),
+    ('base = "teacher_student_2d.toml"\nengines = ["pde", "kernel"]\nx = "dynamics.beta"\n[vary]\n'
+     '"dynamics.beta" = [10.0]\n', "kernel engine is the noiseless lazy limit"),
 ])
 def test_bad_sweeps_are_one_line_errors(tmp_path, capsys, text, needle):
     path = tmp_path / "bad.toml"

@@ -1,4 +1,4 @@
-"""Teacher–student (MATH §3.3): activations, the neuron SGD kernel and its twin, grid/particle consistency."""
+"""Teacher–student (docs/math.md §3.3): activations, the neuron SGD kernel and its twin, grid/particle consistency."""
 from __future__ import annotations
 
 import math

@@ -3,7 +3,7 @@
 The problem, written here as user code would be: a shifted Ornstein–Uhlenbeck flow in 1-D, no data
 (network "potential"), V(x) = ½k(x − c)², no interaction, R# = 0, ρ_0 = N(0, κ²). Noiseless and without
 weight decay every particle follows x' = −2ξk(x − c), so ρ_t = N(m_t, s_t²) with m_t = c(1 − e^{−2ξkt}),
-s_t = κ e^{−2ξkt}, and R(ρ_t) = 2∫V dρ_t = k[(m_t − c)² + s_t²] (MATH §1, §6).
+s_t = κ e^{−2ξkt}, and R(ρ_t) = 2∫V dρ_t = k[(m_t − c)² + s_t²] (docs/math.md §1, §6).
 The particles take Euler steps of the same drift, so x_i − c contracts by exactly (1 − 2εξk) per step.
 
 Its class statement runs inside a fixture, which removes it from the registry afterwards: other tests

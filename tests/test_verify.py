@@ -1,4 +1,4 @@
-"""`mfdyn verify`: observed orders on the exact-solution cases of MATH §6 (β = ∞).
+"""`mfdyn verify`: observed orders on the exact-solution cases of docs/math.md §6 (β = ∞).
 
 Every test here requires a passing verdict, and checks the numbers behind it against the bars of
 validation/verify.py (MIN_ORDER for the finest pair, MASS_TOL, ρ ≥ 0, a risk that never increases).

@@ -112,9 +112,10 @@ def run(config: Config | dict | str | Path, set: dict[str, Any] | None = None, e
     """Run a config and return the Run.
 
     config: a Config, a dict of tables, a path to a TOML file, or TOML text. set: dotted overrides,
-    {"particles.n": 1600, "dynamics.t_end": 2}. engine: "both" (pde + particles), "all", or one engine
-    ("pde", "particles"). out: None keeps the whole file in memory; a path writes the usual run file and
-    refuses to replace an existing one unless overwrite=True. progress: the terminal status line
+    {"particles.n": 1600, "dynamics.t_end": 2}. engine: "both" (pde + particles), "all" (pde + particles +
+    kernel), one engine ("pde", "particles", "kernel"), or engines joined by "+" ("pde+kernel"). out: None
+    keeps the whole file in memory; a path writes the usual run file and refuses to replace an existing one
+    unless overwrite=True. progress: the terminal status line
     (default: when stderr is a terminal). Raises ConfigError (every bad key) before anything runs.
     """
     from validation.runner import engine_names, execute

@@ -58,9 +58,10 @@ def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.n
     n = particle_count(run)
     risk_pde = pde.series("pde", "risk")[i_pde]
     config = load_config(run.config_toml, from_text=True)
-    # The iid 1/N term (docs/math.md §1) is E R_N − R for iid particles; paired particles (init.symmetric)
-    # have f(ρ_N(0)) = f(ρ_0) exactly, so their reference is R itself
-    finite_n = 0.0 if config.init.symmetric else pde.series("pde", "finite_n_term")[i_pde]
+    # The iid 1/N term (docs/math.md §1) is E R_N − R for iid particles; paired particles (init.symmetric) and
+    # the centred model have an initial output of exactly f(ρ_0) (or 0), so their reference is R itself
+    iid = not (config.init.symmetric or config.dynamics.centered)
+    finite_n = pde.series("pde", "finite_n_term")[i_pde] if iid else 0.0
     table = {"time": t_sgd[i_sgd], "risk_pde": risk_pde,
              "risk_pde_finite_n": risk_with_finite_n(risk_pde, finite_n, n),
              "risk_sgd": run.series("particles", "risk")[i_sgd]}

@@ -1,4 +1,4 @@
-"""The statistics of a sweep's rates (DESIGN.md, "Sweeps"), on plain records: no files.
+"""The statistics of a sweep's rates (docs/guide.md, "Sweeps"), on plain records: no files.
 
 validation/sweep.py's rates() reads a sweep folder into one record per member,
 

@@ -40,12 +40,15 @@ def engine_names(engine: str) -> tuple[str, ...]:
     raise ValueError(f"engine {engine!r}: unknown; allowed: {', '.join(ENGINE_CHOICES)}, or engines joined by '+'")
 
 
-def build_engines(config: Config, engine: str) -> list:
-    """The engines of an --engine choice on a config; building them makes the cheap checks (no file yet)."""
+def build_engines(config: Config, engine: str, quiet: bool = False) -> list:
+    """The engines of an --engine choice on a config; building them makes the cheap checks (no file yet).
+    quiet: no warnings (a sweep checking its members)."""
     problem = make_problem(config)
-    engines = [ENGINES[name](problem, config) for name in engine_names(engine)]
+    names = engine_names(engine)
+    engines = [ENGINES[name](problem, config) for name in names]
     dyn = config.dynamics
-    if dyn.alpha > 1 and problem.has_network and not (config.init.symmetric or dyn.centered):
+    if (not quiet and "particles" in names and dyn.alpha > 1 and problem.has_network
+            and not (config.init.symmetric or dyn.centered)):
         warn(f"dynamics.alpha = {dyn.alpha:g} with a start whose output is not 0: α·f(ρ_0) is a random O(α/√N) "
              "function for SGD; set init.symmetric = true (output weight a) or dynamics.centered = true")
     return engines

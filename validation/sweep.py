@@ -56,7 +56,7 @@ from validation.workers import one_numba_thread
 
 KEYS = ("base", "name", "folder", "x", "engines", "fit_from", "set", "vary", "zip")
 ENGINES = ("pde", "kernel", "particles")
-GRID_ENGINES = ("pde", "kernel")
+GRID_ENGINES = ("pde", "kernel")       # solved once per distinct grid config, into pde-<hash>.h5
 
 
 @dataclass
@@ -88,9 +88,8 @@ def _override(key: str, value: Any) -> str:
 
 
 def _engines(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
-    if (not isinstance(value, list) or not value or any(e not in ENGINES for e in value)
-            or not set(value) & set(GRID_ENGINES)):
-        errors.append(f"{where}: must be a list of engines among {', '.join(ENGINES)} including pde or kernel, "
+    if (not isinstance(value, list) or not value or any(e not in ENGINES for e in value) or "pde" not in value):
+        errors.append(f"{where}: must be a list of engines among {', '.join(ENGINES)} including pde, "
                       f"got {value!r}")
         return ()
     return tuple(e for e in ENGINES if e in value)
@@ -115,7 +114,10 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
     base = data.get("base")
     base_toml = None
     if isinstance(base, dict):
-        base_toml = Config.from_dict(base).to_toml()
+        try:
+            base_toml = Config.from_dict(base).to_toml()
+        except ConfigError as exc:
+            errors += [f"sweep.base: {p}" for p in exc.problems]
     elif isinstance(base, str):
         try:
             base_toml = load_config(here / base).to_toml()
@@ -124,7 +126,13 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
     else:
         errors.append("sweep.base: missing; must be the path of a run config (relative to the sweep file) or a "
                       "config dict")
-    vary, zipped = data.get("vary", {}), data.get("zip", {})
+    vary, zipped, fixed_table = data.get("vary", {}), data.get("zip", {}), data.get("set", {})
+    if not isinstance(fixed_table, dict):
+        errors.append(f"sweep.set: must be a table of overrides, e.g. \"dynamics.t_end\" = 2.0, got {fixed_table!r}")
+        fixed_table = {}
+    if "engines" in fixed_table:
+        errors.append("sweep.set: 'engines' is not a config key; give it at the top level or in [zip]/[vary]")
+        fixed_table = {k: v for k, v in fixed_table.items() if k != "engines"}
     lists_ok = True
     for key, table in (("vary", vary), ("zip", zipped)):
         if not isinstance(table, dict) or any(not isinstance(v, list) or not v for v in table.values()):
@@ -132,6 +140,9 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
             lists_ok = False
     if lists_ok and not vary and not zipped:
         errors.append("sweep.vary: must be a table of non-empty lists, e.g. \"particles.seed\" = [0, 1, 2]")
+        lists_ok = False
+    if lists_ok and set(vary) & set(zipped):
+        errors.append(f"sweep.zip: {sorted(set(vary) & set(zipped))} also in [vary]; give each key in one table")
         lists_ok = False
     if lists_ok and zipped and len({len(v) for v in zipped.values()}) > 1:
         errors.append("sweep.zip: every list must have the same length, got "
@@ -148,7 +159,7 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
         raise ConfigError(errors)
     name = str(data.get("name", Path(source).stem if source != "(dict)" else "sweep"))
     sweep = Sweep(source, base_toml, name, x, Path(data.get("folder", Path("runs") / name)), float(fit_from))
-    fixed = [_override(k, v) for k, v in data.get("set", {}).items()]
+    fixed = [_override(k, v) for k, v in fixed_table.items()]
     zip_rows = list(zip(*zipped.values())) if zipped else [()]
     for crossed in itertools.product(*vary.values()):
         for row in zip_rows:
@@ -156,14 +167,36 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
             engines = (_engines(values.pop("engines"), "sweep.zip.engines", errors) if "engines" in values
                        else default_engines)
             sweep.members.append(Member(fixed + [_override(k, v) for k, v in values.items()], engines))
-    for member in sweep.members:            # every member must be a valid config
+    seen: set[str] = set()
+    checked: set[tuple[str, tuple[str, ...]]] = set()
+    for member in sweep.members:            # every member a valid config, its engines applicable, none twice
+        label = " ".join(member.overrides)
+        if label in seen:
+            errors.append(f"sweep member {label}: listed twice (a repeated value in [vary] or [zip])")
+        seen.add(label)
         try:
-            sweep.config(member)
+            config = sweep.config(member)
         except ConfigError as exc:
-            errors += [f"sweep member {' '.join(member.overrides)}: {p}" for p in exc.problems]
+            errors += [f"sweep member {label}: {p}" for p in exc.problems]
+            continue
+        key = (_grid_key(config), member.engines)     # the engines' checks depend on the grid config only
+        if key not in checked:
+            checked.add(key)
+            errors += [f"sweep member {label}: {p}" for p in _engine_problems(config, member.engines)]
     if errors:
         raise ConfigError(errors)
     return sweep
+
+
+def _engine_problems(config: Config, engines: tuple[str, ...]) -> list[str]:
+    """The engines' own cheap checks on a member (memory, applicability), as error lines; nothing is run."""
+    from validation.runner import build_engines
+
+    try:
+        build_engines(config, "+".join(engines), quiet=True)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 def _digest(text: str) -> str:
@@ -269,6 +302,8 @@ def monte_carlo_t0(pde_file: Path, run_file: Path) -> dict[str, float]:
     from validation.observables import pde_expectation
 
     with RunFile.open(run_file) as run, RunFile.open(pde_file) as pde:
+        if load_config(run.config_toml, from_text=True).init.symmetric:
+            return {}                       # paired particles are not iid: no such prediction
         coords = tuple(run.coords("particles"))
         n = particle_count(run)
         centres = [pde.fixed("pde", c) for c in coords]
@@ -281,7 +316,9 @@ def monte_carlo_t0(pde_file: Path, run_file: Path) -> dict[str, float]:
     return out
 
 
-# Laziness per member (docs/math.md §7): name → (group, dataset, "final" value or "sup" over t)
+# Keys against which the laziness is summarised (docs/math.md §7)
+LAZY_KEYS = ("dynamics.alpha",)
+# Laziness per member: name → (group, dataset, "final" value or "sup" over t)
 LAZINESS = {"final_risk_pde": ("pde", "risk", "final"), "final_risk_kernel": ("kernel", "risk", "final"),
             "final_risk_sgd": ("particles", "risk", "final"), "sup_w2_pde": ("pde", "w2_displacement", "sup"),
             "sup_kernel_change_pde": ("pde", "kernel_change", "sup"),
@@ -324,7 +361,7 @@ def rates(folder: Path) -> dict:
                             "mc": monte_carlo_t0(grid_file, run_file)})
         lazy.append({"x": x, **_laziness(files)})
     summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
-    summary["laziness"] = _laziness_summary(lazy, index.get("fit_from", 0.0))
+    summary["laziness"] = _laziness_summary(lazy if key in LAZY_KEYS else [], index.get("fit_from", 0.0))
     return summary
 
 

@@ -60,8 +60,10 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
         x = float(next(parse_override(o)[2] for o in member["overrides"] if o.startswith(key + "=")))
         if x in curves and ("file" not in member or "risk_sgd" in curves[x]):
             continue
-        entry = curves.setdefault(x, {})
         with RunFile.open(folder / member["grid"]) as f:
+            if not f.has("pde"):
+                continue
+            entry = curves.setdefault(x, {})
             entry["t"], entry["risk_pde"] = f.series("pde", "time"), f.series("pde", "risk")
             if f.has("kernel"):
                 entry["risk_kernel"] = f.series("kernel", "risk")
@@ -82,7 +84,8 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
     kernel = next((curves[a]["risk_kernel"] for a in alphas if "risk_kernel" in curves[a]), None)
     if kernel is not None:
         left.plot(curves[alphas[0]]["t"], kernel, "k--", lw=2, label="kernel limit R_∞ (α → ∞)")
-    left.plot([], [], "o", color="gray", ms=3, label="particles (symmetric start), where N ≥ 16α²")
+    if any("risk_sgd" in c for c in curves.values()):
+        left.plot([], [], "o", color="gray", ms=3, label="particles, where they ran")
     left.set_yscale("log")
     left.set_xlabel("t")
     left.set_ylabel("risk R_α(t)")

@@ -177,6 +177,10 @@ class Problem(ABC):
         """H_ρ0 on the x-quadrature from the closed-form ρ_0, (K, K)."""
         raise NotImplementedError(f"{self.name} has no closed-form tangent kernel of ρ_0")
 
+    def initial_output_exact(self) -> np.ndarray:
+        """f_ρ0(x_k) on the x-quadrature from the closed-form ρ_0, (K,)."""
+        raise NotImplementedError(f"{self.name} has no closed-form initial output")
+
     def network_output(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         """ŷ(x) = (1/N) Σ_i σ*(x; θ_i) at samples x, shape (n,): the centred model subtracts it at θ(0)."""
         raise NotImplementedError(f"{self.name} has no network output")

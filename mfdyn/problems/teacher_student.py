@@ -91,10 +91,13 @@ class TeacherStudent(Problem):
         return total
 
     def default_bounds(self) -> tuple[tuple[float, float], ...]:
-        """ρ_0 to 4κ, and the teacher's neurons (when the target is one) with a margin of 1."""
+        """ρ_0 to 4κ (and its mirror image a ↦ −a with init.symmetric), and the teacher's neurons (when the
+        target is one) with a margin of 1."""
         bounds = []
         for axis in range(self.dim):
-            lo, hi = self.mean0[axis] - 4 * self.kappa, self.mean0[axis] + 4 * self.kappa
+            centre = abs(self.mean0[axis]) if axis == 0 and self.init.symmetric else self.mean0[axis]
+            lo = (-centre if axis == 0 and self.init.symmetric else centre) - 4 * self.kappa
+            hi = centre + 4 * self.kappa
             if self.params.target == "teacher":
                 coords = [(list(n) + [0.0])[axis] for n in self.params.teacher]
                 lo, hi = min(lo, min(coords) - 1.0), max(hi, max(coords) + 1.0)
