@@ -53,6 +53,15 @@ def drift_stepper(problem: Problem, theta: np.ndarray, batch: int, step: float, 
     return advance
 
 
+OUTPUT_CHUNK = 256          # samples per evaluation of ŷ_0: bounds the (samples × N) temporaries
+
+
+def initial_output(problem: Problem, theta0: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """ŷ_0(x) = (1/N) Σ_i σ*(x; θ_i(0)) for a block of samples, OUTPUT_CHUNK at a time (the centred model)."""
+    return np.concatenate([problem.network_output(theta0, x[lo:lo + OUTPUT_CHUNK])
+                           for lo in range(0, len(x), OUTPUT_CHUNK)])
+
+
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
             save_times: list[float], beta: float = np.inf, start: ParticleState | None = None,
             alpha: float = 1.0, centered: bool = False) -> Iterator[ParticleState]:
@@ -81,7 +90,7 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
                 block = k // BLOCK_STEPS
                 data = _data_block(problem, seed, block, batch) if has_data else None
                 if centered:
-                    data = (data[0], data[1] + alpha * problem.network_output(theta0, data[0]))
+                    data = (data[0], data[1] + alpha * initial_output(problem, theta0, data[0]))
                 noise_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_NOISE, block)))
                 if noise_std > 0 and k % BLOCK_STEPS:      # resuming inside a block: skip its used noise
                     for _ in range(k % BLOCK_STEPS):

@@ -266,3 +266,24 @@ def test_the_symmetric_start_gets_a_domain_holding_both_mirror_images(tmp_path, 
                  "--set", "init.mean=[1.5, 0.0]", "--set", "pde.bounds=[[0.3, 4.5], [-5.0, 5.0]]"])
     err = capsys.readouterr().err
     assert code == 2 and re.search(r"pde.bounds: the grid holds only 49\.\d\d% of ρ_0", err) and not out.exists()
+
+
+def test_centred_sgd_is_the_same_on_any_thread_count():
+    """The centred model's labels y + αŷ_0(x) go through NumPy's matmul (OpenBLAS): the same bits on 1 or 2
+    threads, like everything else."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import mfdyn, hashlib\n"
+            "r = mfdyn.run('configs/mmn_isotropic.toml', set={'dynamics.centered': True, 'dynamics.alpha': 4.0, "
+            "'particles.n': 300, 'dynamics.t_end': 0.05, 'output.every': 0.05, 'output.particle_risk': False}, "
+            "engine='particles')\n"
+            "print(hashlib.sha256(r.particles.theta.values.tobytes()).hexdigest())\n")
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1 and len(hashlib.sha256().hexdigest()) == len(digests.pop())
