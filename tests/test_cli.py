@@ -116,12 +116,12 @@ def test_single_engine_runs_and_compare_explains_what_is_missing(tiny, tmp_path,
     with h5py.File(out, "r") as f:
         assert "particles" not in f and f.attrs["status"] == "completed"
     assert main(["compare", str(out)]) == 2
-    assert "needs both engines" in capsys.readouterr().err
+    assert "compare needs /pde and /particles; this file has /pde" in capsys.readouterr().err
 
 
 def test_mass_at_the_domain_edge_is_reported(tiny, tmp_path, capsys):
     out = tmp_path / "edge.h5"
-    assert main(["run", str(tiny), "--out", str(out), "--engine", "pde", "--set", "pde.bounds=[[0.0, 1.1]]"]) == 0
+    assert main(["run", str(tiny), "--out", str(out), "--engine", "pde", "--set", "pde.bounds=[[0.0, 1.4]]"]) == 0
     assert "reached the edge" in capsys.readouterr().err
     with h5py.File(out, "r") as f:
         assert bool(f["pde"].attrs["mass_reached_boundary"]) and f["pde"].attrs["boundary_mass_max"] > 1e-6

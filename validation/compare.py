@@ -48,8 +48,8 @@ def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.n
     """
     pde = run if pde is None else pde
     if not pde.has("pde") or not run.has("particles"):
-        raise ValueError(f"{run.name}: compare needs both engines; this file has "
-                         + (", ".join(g for g in ("pde", "particles") if run.has(g)) or "neither"))
+        raise ValueError(f"{run.name}: compare needs /pde and /particles; this file has "
+                         + (", ".join(f"/{g}" for g in run.groups()) or "no groups"))
     t_pde, t_sgd = pde.series("pde", "time"), run.series("particles", "time")
     pairs = [(i, int(np.argmin(np.abs(t_pde - t)))) for i, t in enumerate(t_sgd)]
     pairs = [(i, j) for i, j in pairs if t_pde.size and abs(t_pde[j] - t_sgd[i]) <= 1e-9 * max(1.0, t_sgd[i])]
@@ -183,8 +183,10 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
                                    + [f"{table['w1'][i]:.2e}".rjust(10)]))
     lazy = [k for k in LAZINESS if k in table and np.any(np.isfinite(table[k]))]
     if lazy and rows:
-        lines += ["", "lazy training (docs/math.md §7): R_∞ of the kernel engine; W2(ρ_t, ρ_0); particle displacement;"
-                  " relative kernel change"]
+        words = {"risk_kernel": "R_∞ of the kernel engine", "w2_pde": "W2(ρ_t, ρ_0)",
+                 "kernel_change_pde": "the PDE's relative kernel change", "displacement_sgd": "the particles' displacement",
+                 "kernel_change_sgd": "their relative kernel change"}
+        lines += ["", "lazy training (docs/math.md §7): " + "; ".join(words[k] for k in lazy)]
         lines.append("  ".join(h.rjust(17) for h in ["t", *lazy]))
         for i, t in enumerate(table["time"]):
             lines.append("  ".join([f"{t:g}".rjust(17)] + [f"{table[k][i]:.4e}".rjust(17) for k in lazy]))
