@@ -26,6 +26,7 @@ class KernelEngine:
     """The lazy limit of a config's network: R_∞(t) and u(t) at the save times, from one eigendecomposition."""
 
     name = "kernel"
+    resumed_attrs: dict = {}         # the group attributes a resumed run restores (none: closed form)
 
     def __init__(self, problem, config):
         self.problem, self.config = problem, config

@@ -9,7 +9,8 @@ this protocol:
     engine.layout(writer)                      # its datasets in the group `engine.name`
     for snap in engine.run(start):             # snapshots at config.save_times() after start
         writer.append(engine.name, snap.row)
-    start = engine.start_state(run_file, n)    # the state of its n-th complete snapshot (resume)
+    start = engine.start_state(run_file, n)    # the state of its n-th complete snapshot (resume), after which
+    engine.resumed_attrs                       # holds the group attributes as they stood then
 
 An engine never prints: warnings travel with the snapshot that raised them.
 """
@@ -36,6 +37,7 @@ class Snapshot:
 
 class Engine(Protocol):
     name: ClassVar[str]
+    resumed_attrs: dict[str, Any]
 
     def __init__(self, problem: Any, config: Any) -> None: ...
 

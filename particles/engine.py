@@ -17,6 +17,7 @@ class ParticleEngine:
     """SGD (or, for data-free problems, the exact particle drift) on a config: θ, z and R_N per save time."""
 
     name = "particles"
+    resumed_attrs: dict = {}         # the group attributes a resumed run restores (none for particles)
 
     def __init__(self, problem, config):
         self.problem, self.config = problem, config

@@ -76,7 +76,7 @@ class PDEEngine:
                                              "(NaN: the problem has no x-quadrature in θ-space)"),
                            ("free_energy", "F = ½R_α/α² + ½λ∫|θ|²ρ + β⁻¹∫ρ log(ρ/J), docs/math.md §2, §7"),
                            ("mass", "∫ρ"), ("finite_n_term", "α²(∫U(θ,θ)dρ − ∬U dρdρ): E R_N = R_α + this/N for iid θ_i"),
-                           ("steps", "accepted time steps so far"),
+                           ("steps", "accepted time steps so far"), ("rejected_steps", "rejected time steps so far"),
                            ("dt_next", "the explicit stepper's next dt (error control), to resume exactly")):
             writer.series(self.name, name, (), ("time",), long_name=desc)
         writer.group_attrs(self.name, coords=",".join(self.grid.names), kernel_features=self.op.phi.shape[0],
@@ -91,7 +91,7 @@ class PDEEngine:
         return {"time": state.t, "density": rho, "risk": op.risk(rho), "free_energy": op.free_energy(rho),
                 "w2_displacement": self.displacement(rho), "kernel_change": change,
                 "mass": self.grid.integrate(rho), "finite_n_term": op.finite_n_term(rho),
-                "steps": state.steps, "dt_next": state.dt_next}
+                "steps": state.steps, "rejected_steps": state.rejected, "dt_next": state.dt_next}
 
     def run(self, start: PDEState | None = None) -> Iterator[Snapshot]:
         """Solve to t_end (from `start`, a saved state, if given), a snapshot per save time.
@@ -101,11 +101,12 @@ class PDEEngine:
         cfg, pde = self.config, self.config.pde
         mass0 = self.grid.integrate(self.rho0)
         times = remaining_times(cfg.save_times(), None if start is None else start.t)
+        worst = 0.0 if start is None else self.resumed_edge
         if start is None:
             start = PDEState(0.0, self.rho0, 0, 0)
-        worst = 0.0
         for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
                            pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps):
+            state.rejected += start.rejected
             drift = abs(self.grid.integrate(state.rho) - mass0) / mass0
             if drift > MASS_DRIFT_TOL:
                 raise BlowUp(f"PDE mass drifted by {drift:.1e} (relative) by t = {state.t:.6g}; likely fix: "
@@ -121,15 +122,23 @@ class PDEEngine:
                             "mass_reached_boundary": worst > BOUNDARY_MASS_TOL}, warning)
 
     def start_state(self, run_file, n: int) -> PDEState | None:
-        """The state of the n-th complete snapshot of /pde (None for n = 0: start afresh)."""
+        """The state of the n-th complete snapshot of /pde (None for n = 0: start afresh). It also sets
+        resumed_attrs, the group's attributes as they stood then, so that a resumed run ends with those of an
+        uninterrupted one even when the PDE had finished before the kill."""
         if n == 0:
+            self.resumed_attrs = {}
             return None
-        i = n - 1
 
         def value(name):
-            return run_file.row(self.name, name, i)
+            return run_file.row(self.name, name, n - 1)
 
-        return PDEState(float(value("time")), value("density"), int(value("steps")), 0, float(value("dt_next")))
+        self.resumed_edge = max(boundary_mass(run_file.row(self.name, "density", k), self.grid, self.problem.natural_lower)
+                                for k in range(n))
+        self.resumed_attrs = {"steps": int(value("steps")), "rejected_steps": int(value("rejected_steps")),
+                              "boundary_mass_max": self.resumed_edge,
+                              "mass_reached_boundary": self.resumed_edge > BOUNDARY_MASS_TOL}
+        return PDEState(float(value("time")), value("density"), int(value("steps")), int(value("rejected_steps")),
+                        float(value("dt_next")))
 
 
 __all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass"]

@@ -164,6 +164,8 @@ def test_resume_ends_with_the_numbers_of_an_uninterrupted_run(tmp_path, group, a
         for name in ("pde/time", "pde/density", "pde/risk", "pde/free_energy", "particles/time",
                      "particles/theta", "particles/risk", "comparison/risk_gap"):
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+        for key in ("steps", "boundary_mass_max", "mass_reached_boundary"):   # the engines' records, too
+            assert a["pde"].attrs[key] == b["pde"].attrs[key], key
 
 
 def test_resume_refuses_a_completed_run(tmp_path, capsys):

@@ -133,6 +133,7 @@ def resume(path: Path, progress: bool | None = None) -> Path:
                 e.layout(writer)
                 n = copy_complete(old, writer, e.name) if old.has(e.name) else 0
                 starts.append(e.start_state(old, n))
+                writer.set_attrs(e.name, **e.resumed_attrs)     # an engine that had finished yields no more
             old.close()
             writer.start()
             os.replace(temp, path)          # the open handle follows the file

@@ -39,6 +39,7 @@ import csv
 import hashlib
 import itertools
 import json
+import os
 import tomllib
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -224,7 +225,12 @@ def run_member(base_toml: str, overrides: list[str], out: str, engine: str) -> s
     numba.set_num_threads(1)
     from validation.runner import execute
 
-    execute(load_config(base_toml, overrides, from_text=True), Path(out), engine, progress=False).close()
+    # Written beside its place and moved there once complete: a grid file rerun with more engines is not
+    # truncated until the new one is whole, and a killed task leaves no partial file in its place
+    target = Path(out)
+    partial = target.with_name(f".{target.name}.partial")
+    execute(load_config(base_toml, overrides, from_text=True), partial, engine, progress=False).close()
+    os.replace(partial, target)
     return out
 
 
