@@ -55,7 +55,7 @@ class ParticleEngine:
         p, dyn = self.config.particles, self.config.dynamics
         times = remaining_times(self.config.save_times(), None if start is None else start.t)
         for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start,
-                             dyn.alpha, dyn.centered):
+                             dyn.alpha, dyn.centered, self.theta0):
             risk = np.nan                             # output.particle_risk = false: not computed
             if self.config.output.particle_risk:
                 with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so

@@ -64,12 +64,13 @@ def initial_output(problem: Problem, theta0: np.ndarray, x: np.ndarray) -> np.nd
 
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
             save_times: list[float], beta: float = np.inf, start: ParticleState | None = None,
-            alpha: float = 1.0, centered: bool = False) -> Iterator[ParticleState]:
+            alpha: float = 1.0, centered: bool = False, theta0: np.ndarray | None = None) -> Iterator[ParticleState]:
     """Yield the particles at each save time (each a whole number of steps ε; constant ξ).
 
     alpha: the output scale α of docs/math.md §7 (residual y − αŷ, gradient with 1/α). centered: train
     α(ŷ − ŷ_0), ŷ_0 the network at its own initial particles: the same kernel on the labels
-    y + αŷ_0(x), since y − α(ŷ − ŷ_0) = (y + αŷ_0) − αŷ.
+    y + αŷ_0(x), since y − α(ŷ − ŷ_0) = (y + αŷ_0) − αŷ. theta0: the initial particles, if the caller has
+    drawn them already (initial_particles of the same seed); drawn here otherwise.
 
     Problems with data run SGD (docs/math.md §2); problems without (network "potential") run the same
     step with the exact gradient, θ_i ← θ_i − 2εξ [∇Ψ(θ_i; ρ_N) + λθ_i]. Both add sqrt(4εξ/β) g_i.
@@ -78,10 +79,11 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
     """
     step = 2.0 * eps * xi
     noise_std = float(np.sqrt(2.0 * step / beta))       # sqrt(4 s / β) with s = εξ
-    theta = initial_particles(problem, n, seed) if start is None else np.array(start.theta, dtype=float)
+    if theta0 is None and (start is None or centered):
+        theta0 = initial_particles(problem, n, seed)
+    theta = np.array(theta0 if start is None else start.theta, dtype=float)
     kernel = network_stepper(problem, theta, batch, step, lam, alpha)
     has_data = problem.network != "potential"
-    theta0 = initial_particles(problem, n, seed) if centered else None
     k, block, data, noise_rng = (0 if start is None else start.steps), -1, None, None
     for t_save in save_times:
         target = int(round(t_save / eps))

@@ -205,9 +205,13 @@ def _digest(text: str) -> str:
 
 
 def _grid_key(config: Config) -> str:
-    """Canonical text of everything the grid engines depend on (the config without [particles])."""
-    text = config.to_toml()
-    return text[: text.index("[particles]")] + text[text.index("[output]"):]
+    """Canonical text of everything the grid engines depend on: every table of the config but [particles]."""
+    return json.dumps({k: v for k, v in config.to_dict().items() if k != "particles"}, sort_keys=True, default=str)
+
+
+def member_values(member: dict) -> dict[str, Any]:
+    """A member's overrides (of index.json) as {dotted key: value}."""
+    return {".".join(parse_override(o)[:2]): parse_override(o)[2] for o in member["overrides"]}
 
 
 def _is_complete(path: Path) -> bool:
@@ -352,7 +356,7 @@ def rates(folder: Path) -> dict:
     key = index["x"]
     records, lazy = [], []
     for member in index["members"]:
-        values = {".".join(parse_override(o)[:2]): parse_override(o)[2] for o in member["overrides"]}
+        values = member_values(member)
         x, seed = float(values[key]), values.get("particles.seed", 0)
         grid_file = folder / member["grid"]
         files = {"grid": grid_file}

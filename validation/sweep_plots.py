@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mfdyn.config import parse_override
 from mfdyn.storage import RunFile
+from validation.sweep import member_values
 
 
 def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
@@ -57,7 +57,7 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
     key = index["x"]
     curves: dict[float, dict] = {}
     for member in index["members"]:
-        x = float(next(parse_override(o)[2] for o in member["overrides"] if o.startswith(key + "=")))
+        x = float(member_values(member)[key])
         if x in curves and ("file" not in member or "risk_sgd" in curves[x]):
             continue
         with RunFile.open(folder / member["grid"]) as f:
