@@ -62,6 +62,42 @@ def initial_output(problem: Problem, theta0: np.ndarray, x: np.ndarray) -> np.nd
                            for lo in range(0, len(x), OUTPUT_CHUNK)])
 
 
+def noise_scale(eps: float, xi: float, beta: float) -> float:
+    """sqrt(4s/β) with s = εξ: the standard deviation of SGD's injected noise per step (0 for β = ∞)."""
+    return float(np.sqrt(2.0 * (2.0 * eps * xi) / beta))
+
+
+class NoiseStream:
+    """SGD's Gaussian increments sqrt(4s/β) g^k, k = start, start + 1, … (each (N, D)), in the order run_sgd
+    uses them: block c of BLOCK_STEPS steps from SeedSequence(seed, (NOISE, c)), drawn in sequence. The
+    coupled systems G and T (docs/math.md §8) read the same increments from their own stream."""
+
+    def __init__(self, seed: int, shape: tuple[int, int], std: float, start: int = 0):
+        self.seed, self.shape, self.std = seed, shape, std
+        self.k, self.block, self.rng = start, -1, None
+
+    def take(self, count: int) -> np.ndarray:
+        """The next `count` increments, (count, N, D), within one block (the caller cuts at BLOCK_STEPS)."""
+        if self.k // BLOCK_STEPS != self.block:
+            self.block = self.k // BLOCK_STEPS
+            self.rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_NOISE, self.block)))
+            for _ in range(self.k % BLOCK_STEPS):      # resuming inside a block: skip its used noise
+                self.rng.standard_normal(self.shape)
+        if (self.k + count - 1) // BLOCK_STEPS != self.block:
+            raise ValueError(f"noise draw of {count} steps from step {self.k} crosses a block of {BLOCK_STEPS}")
+        self.k += count
+        return self.std * self.rng.standard_normal((count, *self.shape))
+
+    def total(self, count: int) -> np.ndarray:
+        """Σ of the next `count` increments, (N, D): the Brownian increment over count SGD steps."""
+        out = np.zeros(self.shape)
+        while count > 0:
+            part = min(count, NOISE_CHUNK, BLOCK_STEPS - self.k % BLOCK_STEPS)
+            out += self.take(part).sum(axis=0)
+            count -= part
+        return out
+
+
 def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: int, seed: int,
             save_times: list[float], beta: float = np.inf, start: ParticleState | None = None,
             alpha: float = 1.0, centered: bool = False, theta0: np.ndarray | None = None) -> Iterator[ParticleState]:
@@ -78,13 +114,14 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
     streams are functions of the seed and the step). Raises BlowUp on non-finite particles.
     """
     step = 2.0 * eps * xi
-    noise_std = float(np.sqrt(2.0 * step / beta))       # sqrt(4 s / β) with s = εξ
+    noise_std = noise_scale(eps, xi, beta)
     if theta0 is None and (start is None or centered):
         theta0 = initial_particles(problem, n, seed)
     theta = np.array(theta0 if start is None else start.theta, dtype=float)
     kernel = network_stepper(problem, theta, batch, step, lam, alpha)
     has_data = problem.network != "potential"
-    k, block, data, noise_rng = (0 if start is None else start.steps), -1, None, None
+    k, block, data = (0 if start is None else start.steps), -1, None
+    stream = NoiseStream(seed, theta.shape, noise_std, k)
     for t_save in save_times:
         target = int(round(t_save / eps))
         while k < target:
@@ -93,13 +130,9 @@ def run_sgd(problem: Problem, n: int, eps: float, xi: float, lam: float, batch: 
                 data = _data_block(problem, seed, block, batch) if has_data else None
                 if centered:
                     data = (data[0], data[1] + alpha * initial_output(problem, theta0, data[0]))
-                noise_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_NOISE, block)))
-                if noise_std > 0 and k % BLOCK_STEPS:      # resuming inside a block: skip its used noise
-                    for _ in range(k % BLOCK_STEPS):
-                        noise_rng.standard_normal(theta.shape)
             lo = k - block * BLOCK_STEPS
             hi = min(BLOCK_STEPS, lo + target - k, lo + NOISE_CHUNK if noise_std > 0 else BLOCK_STEPS)
-            noise = noise_std * noise_rng.standard_normal((hi - lo, *theta.shape)) if noise_std > 0 else _NO_NOISE
+            noise = stream.take(hi - lo) if noise_std > 0 else _NO_NOISE
             x, y = (data[0][lo * batch:hi * batch], data[1][lo * batch:hi * batch]) if has_data else (None, None)
             kernel(x, y, hi - lo, noise)
             k += hi - lo
