@@ -27,6 +27,7 @@ from scipy.stats import chi2
 
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
+from mfdyn.problems.mmn_isotropic import cached_kernel_order, hermite_coefficient_derivatives
 from mfdyn.problems.single_index import SingleIndexParams, SingleIndexRamp
 from mfdyn.schema import choice, rule
 
@@ -84,21 +85,67 @@ class MMNAnisotropic(SingleIndexRamp):
         delta = self.params.delta
         return tuple(np.sqrt((1.0 + y * delta) ** 2 * r1**2 + r2**2) for y in (1.0, -1.0))
 
+    def potential(self, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+        """V(z) = −½ q(τ₊) + ½ q(τ₋)."""
+        tp, tm = self.taus(r1, r2)
+        return -0.5 * q(self.ramp, tp) + 0.5 * q(self.ramp, tm)
+
+    def potential_derivatives(self, r1: np.ndarray, r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(∂V/∂r1, ∂V/∂r2), with ∂τ_y/∂r1 = (1+yΔ)² r1/τ_y and ∂τ_y/∂r2 = r2/τ_y."""
+        delta = self.params.delta
+        d1, d2 = np.zeros(np.shape(r1)), np.zeros(np.shape(r1))
+        for y, tau in zip((1.0, -1.0), self.taus(r1, r2)):
+            dq = hermite_coefficient_derivatives(hermite_coefficients(self.ramp, tau, 2), tau)[0]
+            safe = np.where(tau > 0, tau, 1.0)
+            d1 = d1 - 0.5 * y * dq * (1.0 + y * delta) ** 2 * r1 / safe
+            d2 = d2 - 0.5 * y * dq * r2 / safe
+        return d1, d2
+
     def kernel_features(self, r1: np.ndarray, r2: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows φ_{y,k,j}(z) for both classes, even k ≤ kmax, even j ≤ k (see the module docstring),
         and the order k of each row."""
+        rows, orders, _ = self._kernel_rows(r1, r2, kmax, derivatives=False)
+        return rows, orders
+
+    def kernel_features_and_derivatives(self, r1: np.ndarray, r2: np.ndarray,
+                                        kmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of kernel_features(r1, r2, kmax) and their derivatives ∂φ/∂r1, ∂φ/∂r2, each (K, n).
+        With kmax = kernel_order(centres) these are grid_model(centres)'s rows, at any z."""
+        rows, _, (d1, d2) = self._kernel_rows(r1, r2, kmax, derivatives=True)
+        return rows, d1, d2
+
+    def _kernel_rows(self, r1: np.ndarray, r2: np.ndarray, kmax: int, derivatives: bool):
+        """Rows, orders and, with derivatives, (∂/∂r1, ∂/∂r2) of the rows, by the product rule on
+        φ = c ĥ_k(τ) a^j b^{k−j}. With a = (1+yΔ)r1/τ, b = r2/τ (a² + b² = 1):
+        ∂τ = ((1+yΔ)a, b), ∂a = ((1+yΔ)b²/τ, −ab/τ), ∂b = (−(1+yΔ)ab/τ, a²/τ)."""
         d, s0, delta = self.params.d, self.params.s0, self.params.delta
         m1, m2 = sphere_cosine_moments(s0, kmax), sphere_cosine_moments(d - s0, kmax)
-        rows, orders = [], []
+        top = kmax + 2 if derivatives else kmax
+        rows, orders, d1, d2 = [], [], [], []
         for y, tau in zip((1.0, -1.0), self.taus(r1, r2)):
-            h = hermite_coefficients(self.ramp, tau, kmax)
+            h = hermite_coefficients(self.ramp, tau, top)      # ĥ_k does not depend on the top order
             safe = np.where(tau > 0, tau, 1.0)
-            a, b = (1.0 + y * delta) * r1 / safe, r2 / safe          # (1+yΔ) r1/τ and r2/τ, each ≤ 1/(1−Δ)
+            s = 1.0 + y * delta
+            a, b = s * r1 / safe, r2 / safe          # (1+yΔ) r1/τ and r2/τ, each ≤ 1/(1−Δ)
+            pa = np.stack([a**n for n in range(top + 1)])      # a^n, b^n
+            pb = np.stack([b**n for n in range(top + 1)])
+            if derivatives:
+                dh = hermite_coefficient_derivatives(h, tau)
             for k in range(0, kmax + 1, 2):
-                for j in range(0, k + 1, 2):
-                    rows.append(np.sqrt(0.5 * comb(k, j) * m1[j] * m2[k - j]) * h[k] * a**j * b ** (k - j))
-                    orders.append(k)
-        return np.array(rows), np.array(orders)
+                j = np.arange(0, k + 1, 2)
+                c = np.array([np.sqrt(0.5 * comb(k, i) * m1[i] * m2[k - i]) for i in j]).reshape((-1,) + (1,) * tau.ndim)
+                rows.append(c * h[k] * pa[j] * pb[k - j])
+                orders += [k] * len(j)
+                if derivatives:
+                    jj = j.reshape(c.shape)
+                    p = pa[j] * pb[k - j]
+                    # j a^{j−1} and (k−j) b^{k−j−1}: the index wraps at j = 0 (j = k), where the factor is 0
+                    dp1 = s * (jj * pa[j - 1] * pb[k - j + 2] - (k - jj) * pa[j + 1] * pb[k - j]) / safe
+                    dp2 = ((k - jj) * pa[j + 2] * pb[k - j - 1] - jj * pa[j] * pb[k - j + 1]) / safe
+                    d1.append(c * (dh[k] * s * a * p + h[k] * dp1))
+                    d2.append(c * (dh[k] * b * p + h[k] * dp2))
+        out = np.concatenate(rows), np.array(orders)
+        return (*out, (np.concatenate(d1), np.concatenate(d2)) if derivatives else None)
 
     def kernel_order(self, centres: list[np.ndarray]) -> int:
         """Largest even k kept: 0 for 'd_infinity'; for 'exact', the last even k before the first whose
@@ -121,10 +168,27 @@ class MMNAnisotropic(SingleIndexRamp):
         tp, tm = self.taus(r1, r2)
         features, _ = self.kernel_features(r1, r2, self.kernel_order(centres))
         d, s0 = self.params.d, self.params.s0
-        return GridModel(potential=-0.5 * q(self.ramp, tp) + 0.5 * q(self.ramp, tm), features=features,
+        return GridModel(potential=self.potential(r1, r2), features=features,
                          weights=np.ones(len(features)), r_sharp=1.0, sq_norm=r1**2 + r2**2,
                          self_interaction=0.5 * (ramp_second_moment(self.ramp, tp) + ramp_second_moment(self.ramp, tm)),
                          log_volume=(s0 - 1) * np.log(r1) + (d - s0 - 1) * np.log(r2))
+
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray],
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇_w [V(z)/α + Σ_k φ_k(z) moments_k] = ∂_{r1}Ψ · P_S w/r1 + ∂_{r2}Ψ · P_S⊥ w/r2 at z = reduce(w) (a term
+        is 0 where its r is 0), with grid_model(centres)'s rows (weights 1); moments_k = Σ_c φ_kc ν_c|cell| with
+        those rows (not the operator's compressed ones)."""
+        theta = np.asarray(theta, dtype=float)
+        s0 = self.params.s0
+        kmax = cached_kernel_order(self, centres, self.kernel_order)
+        r1, r2 = self.reduce(theta).T
+        _, d1, d2 = self.kernel_features_and_derivatives(r1, r2, kmax)
+        v1, v2 = self.potential_derivatives(r1, r2)
+        g1, g2 = v1 / alpha + moments @ d1, v2 / alpha + moments @ d2
+        out = np.empty_like(theta)
+        out[:, :s0] = (g1 / np.where(r1 > 0, r1, 1.0))[:, None] * theta[:, :s0]
+        out[:, s0:] = (g2 / np.where(r2 > 0, r2, 1.0))[:, None] * theta[:, s0:]
+        return out
 
     def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
         """r1 = κ χ_{s0}/√d and r2 = κ χ_{d−s0}/√d, independent: a product of χ CDF differences."""

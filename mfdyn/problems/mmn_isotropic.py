@@ -16,6 +16,33 @@ _REDUCTION = choice("exact", "d_infinity")
 KERNEL_TRUNCATION = 1e-10
 _KMAX = 400
 _PROBE = 2048
+_ORDER_CACHE = 8     # kernel orders remembered per problem (one per grid it has seen)
+
+
+def hermite_coefficient_derivatives(h: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """dĥ_k/da for k = 0..K−2, from ĥ_0..ĥ_K (h of shape (K+1, *a.shape), hermite_coefficients):
+
+        dĥ_k/da = (√((k+1)(k+2)) ĥ_{k+2}(a) + k ĥ_k(a)) / a
+
+    (Stein's lemma: d/da E σ(aG)He_k = E σ'(aG) G He_k, G He_k = He_{k+1} + k He_{k−1}, and
+    a E σ'(aG)He_j = E σ(aG)He_{j+1}). k = 0 is q'(a). Set to 0 at a = 0, where every caller multiplies
+    it by a zero direction (w/|w| at w = 0).
+    """
+    a = np.asarray(a, dtype=float)
+    k = np.arange(len(h) - 2, dtype=float).reshape((-1,) + (1,) * a.ndim)
+    pos = a > 0
+    return np.where(pos, (np.sqrt((k + 1.0) * (k + 2.0)) * h[2:] + k * h[:-2]) / np.where(pos, a, 1.0), 0.0)
+
+
+def cached_kernel_order(problem, centres: list[np.ndarray], order) -> int:
+    """order(centres), remembered per centres on the problem (field_gradient calls it every tracer step)."""
+    key = tuple(np.asarray(c, dtype=float).tobytes() for c in centres)
+    cache = problem.__dict__.setdefault("_kernel_orders", {})
+    if key not in cache:
+        if len(cache) >= _ORDER_CACHE:
+            cache.clear()
+        cache[key] = order(centres)
+    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,12 @@ class MMNIsotropic(SingleIndexRamp):
         tp, tm = self.taus
         return -0.5 * q(self.ramp, tp * r) + 0.5 * q(self.ramp, tm * r)
 
+    def potential_derivative(self, r: np.ndarray) -> np.ndarray:
+        """v'(r) = −½ τ₊ q'(τ₊ r) + ½ τ₋ q'(τ₋ r)."""
+        tp, tm = self.taus
+        dq = [hermite_coefficient_derivatives(hermite_coefficients(self.ramp, t * r, 2), t * r)[0] for t in self.taus]
+        return -0.5 * tp * dq[0] + 0.5 * tm * dq[1]
+
     def self_interaction(self, r: np.ndarray) -> np.ndarray:
         """U(w, w) = ½ Σ± E σ(τ± r Z)², closed form."""
         return 0.5 * sum(ramp_second_moment(self.ramp, t * r) for t in self.taus)
@@ -85,11 +118,23 @@ class MMNIsotropic(SingleIndexRamp):
         'd_infinity' keeps k = 0 only; 'exact' keeps even k up to the first whose term
         ½ E c^k max ĥ_k² falls below KERNEL_TRUNCATION on these points.
         """
-        kmax = self.kernel_order(r)
+        return self._kernel_rows(r, self.kernel_order(r), derivatives=False)[0]
+
+    def kernel_features_and_derivatives(self, r: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of kernel_features for even k ≤ kmax at radii r (n,), and their derivatives dΦ/dr: each (K, n).
+        With kmax = kernel_order(centres) these are grid_model(centres)'s rows, at any r."""
+        return self._kernel_rows(r, kmax, derivatives=True)
+
+    def _kernel_rows(self, r: np.ndarray, kmax: int, derivatives: bool) -> tuple[np.ndarray, np.ndarray | None]:
         ks = np.arange(0, kmax + 1, 2)
         scale = np.sqrt(0.5 * sphere_cosine_moments(self.params.d, kmax)[ks])
-        rows = [scale[:, None] * hermite_coefficients(self.ramp, t * r, kmax)[ks] for t in self.taus]
-        return np.concatenate(rows, axis=0)
+        rows, drows = [], []
+        for t in self.taus:
+            h = hermite_coefficients(self.ramp, t * r, kmax + 2 if derivatives else kmax)   # ĥ_k does not depend on kmax
+            rows.append(scale[:, None] * h[ks])
+            if derivatives:
+                drows.append(scale[:, None] * t * hermite_coefficient_derivatives(h, t * r)[ks])
+        return np.concatenate(rows, axis=0), np.concatenate(drows, axis=0) if derivatives else None
 
     def grid_model(self, centres: list[np.ndarray]) -> GridModel:
         (r,) = centres
@@ -97,6 +142,17 @@ class MMNIsotropic(SingleIndexRamp):
         return GridModel(potential=self.potential(r), features=feats, weights=np.ones(len(feats)),
                          r_sharp=1.0, sq_norm=r * r, self_interaction=self.self_interaction(r),
                          log_volume=(self.params.d - 1) * np.log(r))
+
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray],
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇_w [v(r)/α + Σ_k Φ_k(r) moments_k] = ∂_rΨ · w/r at r = |w| (0 at w = 0), with grid_model(centres)'s
+        rows (weights 1); moments_k = Σ_c Φ_kc ν_c|cell| with those rows (not the operator's compressed ones)."""
+        theta = np.asarray(theta, dtype=float)
+        kmax = cached_kernel_order(self, centres, lambda c: self.kernel_order(c[0]))
+        r = np.linalg.norm(theta, axis=1)
+        _, drows = self.kernel_features_and_derivatives(r, kmax)
+        dpsi = self.potential_derivative(r) / alpha + moments @ drows
+        return (dpsi / np.where(r > 0, r, 1.0))[:, None] * theta         # θ = 0 at r = 0
 
     def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
         """r_0 = κ χ_d / sqrt(d): P(r_0 ≤ r) = F_{χ²_d}(d r² / κ²), differenced over each cell."""
