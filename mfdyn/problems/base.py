@@ -185,6 +185,28 @@ class Problem(ABC):
         """ŷ(x) = (1/N) Σ_i σ*(x; θ_i) at samples x, shape (n,): the centred model subtracts it at θ(0)."""
         raise NotImplementedError(f"{self.name} has no network output")
 
+    # ------------------------------------------------------------------ the coupled systems (docs/math.md §8)
+    # G and T of docs/math.md §8 need Ψ's gradient at a particle's own position in full θ-space: for G under
+    # the empirical law ρ_N itself, for T under the PDE's ρ_t given by its feature moments.
+    @classmethod
+    def can_couple(cls) -> bool:
+        """Whether the problem gives both gradients the coupled systems G and T need (particles.coupled)."""
+        return cls.population_gradient is not Problem.population_gradient and cls.field_gradient is not Problem.field_gradient
+
+    def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
+        """∇_θ Ψ^α(θ_i; ρ_N) at every particle, (N, D), with Ψ^α(θ; ρ) = V(θ)/α + ∫U(θ, θ')ρ(dθ') and
+        ρ_N = (1/N) Σ_j δ_θj, the j = i term included (the derivative in U's first argument); with theta0 (the
+        initial particles, centred model) ρ_N − ρ_N(0) in the interaction. The drift of G (docs/math.md §8)."""
+        raise NotImplementedError(f"{self.name} has no exact population gradient ∇Ψ(θ_i; ρ_N)")
+
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray],
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇_θ [V(z)/α + Σ_k w_k Φ_k(z) moments_k] at points θ (n, D), z = reduce(θ): the gradient of the grid's
+        Ψ^α at each point's own position (not interpolated), in the feature form of grid_model(centres)
+        (rows Φ_k, weights w_k), for a law given by its moments_k = Σ_c Φ_kc ν_c|cell| on that grid (ν = ρ_t,
+        or ρ_t − ρ_0 for the centred model). The drift of the tracers T (docs/math.md §8)."""
+        raise NotImplementedError(f"{self.name} cannot evaluate the grid's Ψ at a tracer's own position")
+
     def drift(self, theta: np.ndarray) -> np.ndarray:
         """∇_θ Ψ(θ_i; ρ_N) for every particle, (N, D): only for network = "potential"."""
         raise NotImplementedError(f"{self.name} moves its particles by SGD on data, not by a drift")

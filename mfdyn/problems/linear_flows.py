@@ -185,6 +185,15 @@ class OrnsteinUhlenbeck(_GaussianFlow):
     def drift(self, theta: np.ndarray) -> np.ndarray:
         return theta * self.stiffness
 
+    def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
+        """∇V = Kθ: no interaction, so ρ_N plays no part (docs/math.md §8; α = 1, not centred)."""
+        return self.drift(theta)
+
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray] | None = None,
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇V = Kθ (there are no features)."""
+        return self.drift(theta)
+
 
 class QuadraticInteraction(_GaussianFlow):
     """U(θ, θ') = ½|θ − θ'|², plus V = ½ θᵀKθ (K = 0 allowed) (docs/math.md §6)."""
@@ -212,3 +221,13 @@ class QuadraticInteraction(_GaussianFlow):
 
     def drift(self, theta: np.ndarray) -> np.ndarray:
         return theta * self.stiffness + theta - theta.mean(axis=0)
+
+    def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
+        """∇Ψ(θ_i; ρ_N) = Kθ_i + θ_i − mean θ: the drift the particle engine already follows (docs/math.md §8)."""
+        return self.drift(theta)
+
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray] | None = None,
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇[V + ½(1+s)g_0 − ½(1−s)g_1 − θ·g_θ] = Kθ + ½(g_0 + g_1)θ − g_θ for the moments
+        g = (∫(1+s), ∫(1−s), ∫θ) of grid_model's features (s = ½|θ|²; ½(g_0 + g_1) is the mass)."""
+        return theta * self.stiffness + 0.5 * (moments[0] + moments[1]) * theta - moments[2:]

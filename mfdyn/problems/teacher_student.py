@@ -21,6 +21,7 @@ from scipy.special import ndtr
 
 from mfdyn.activations import CODES, sigma, sigma_prime
 from mfdyn.problems.base import GridModel, Problem
+from mfdyn.problems.neuron_gradient import network_at_nodes, neuron_field_gradient
 from mfdyn.problems.single_index import RampParams, check_ramp
 from mfdyn.schema import choice, rule
 
@@ -193,6 +194,31 @@ class TeacherStudent(Problem):
         act, slope = sigma(self.params.activation, z, self.ramp), a * sigma_prime(self.params.activation, z, self.ramp)
         rows = [act, slope * self.x_nodes[:, None], slope][: self.dim]
         return np.stack(rows)
+
+    # ------------------------------------------------------------------ the coupled systems (docs/math.md §8)
+    def field_gradient(self, theta: np.ndarray, moments: np.ndarray, centres: list[np.ndarray] | None = None,
+                       alpha: float = 1.0) -> np.ndarray:
+        """∇_θ Ψ^α = Σ_k q_k ∇_θσ*(x_k; θ) (moments_k − m(x_k)/α) at points θ (n, D), moments_k = ∫σ*(x_k; ·)dν (the
+        network output at the nodes): the feature form of grid_model, with V = −Σ_k q_k m(x_k) Φ_k. The grid plays
+        no part (full θ-space), so centres may be None."""
+        coefficient = self.x_weights * (moments - self.target(self.x_nodes) / alpha)
+        out = np.empty(theta.shape)
+        neuron_field_gradient(np.ascontiguousarray(theta, dtype=float), self.x_nodes, coefficient, self.code,
+                              *self.ramp, out)
+        return out
+
+    def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
+        """∇_θ Ψ^α(θ_i; ρ_N) (N, D): field_gradient with the moments of ρ_N, ŷ(x_k) = (1/N) Σ_j σ*(x_k; θ_j)
+        (minus ŷ_0 for the centred model), by the quadrature rule that R_N uses (module docstring)."""
+        output = self._output_at_nodes(theta)
+        if theta0 is not None:
+            output = output - self._output_at_nodes(theta0)
+        return self.field_gradient(theta, output, None, alpha)
+
+    def _output_at_nodes(self, theta: np.ndarray) -> np.ndarray:
+        out = np.empty(len(self.x_nodes))
+        network_at_nodes(np.ascontiguousarray(theta, dtype=float), self.x_nodes, self.code, *self.ramp, out)
+        return out
 
     def _kernel_of_marginals(self, w: np.ndarray, b: np.ndarray | float, m0: np.ndarray, m2: np.ndarray) -> np.ndarray:
         """Σ_j m0_j σ(z_kj)σ(z_lj) + m2_j σ'(z_kj)σ'(z_lj)(x_k x_l + [b ∈ θ]) at z = w_j x + b_j: H for a law whose
