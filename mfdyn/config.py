@@ -87,6 +87,11 @@ class ParticlesConfig(Section):
     eps: float = rule(1e-4, "float", positive, "> 0", "step size ε (clock t = kε)")
     batch: int = rule(1, "int", lambda v: v >= 1, "≥ 1", "samples per SGD step")
     seed: int = rule(0, "int", lambda v: v >= 0, "≥ 0", "seed of the SeedSequence for all draws")
+    coupled: bool = rule(False, "bool", doc="also run G (the N-particle gradient flow) and T (tracers of the PDE's ρ_t) "
+                                            "from SGD's own θ(0) and noise, to split the gap (docs/math.md §8)")
+    coupled_dt: float = rule(0.0, "float", lambda v: 0 <= v < math.inf, "≥ 0 (0: auto)",
+                             "time step of G and T: a whole number of steps ε dividing output.every "
+                             "(0: the largest such step ≤ 0.005)")
 
 
 @dataclass(frozen=True)
@@ -341,6 +346,13 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
         key = "dynamics.alpha" if d.alpha != 1.0 else "dynamics.centered"
         errors.append(f"{key}: {cfg.problem.name} has no network output to scale or centre; "
                       "allowed: dynamics.alpha = 1, dynamics.centered = false")
+    if p.coupled and not problem.can_couple():
+        errors.append(f"particles.coupled: {cfg.problem.name} cannot provide G and T (it has no exact population "
+                      "gradient or no point evaluation of the grid's Ψ); allowed for: "
+                      + ", ".join(name for name, cls in PROBLEMS.items() if cls.can_couple()))
+    if p.coupled_dt > 0 and not (_is_multiple(p.coupled_dt, p.eps) and _is_multiple(o.every, p.coupled_dt)):
+        errors.append(f"particles.coupled_dt: must be a whole number of steps particles.eps = {p.eps} and divide "
+                      f"output.every = {o.every}, got {p.coupled_dt}")
     if o.every > d.t_end:
         errors.append(f"output.every: must be ≤ dynamics.t_end = {d.t_end}, got {o.every}")
     if not _is_multiple(d.t_end, p.eps):

@@ -12,6 +12,37 @@ from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from particles.run import ParticleState, initial_particles, run_sgd
 
 
+def layout_cloud(writer, group: str, n: int, problem, risk: str) -> None:
+    """The datasets every particle cloud has (/particles, /gd, /tracers): time, θ, z, the risk, the steps."""
+    writer.scale(group, "time", units="t = kε")
+    writer.scale(group, "particle", np.arange(n), long_name="particle index i")
+    writer.scale(group, "component", np.arange(problem.dim), long_name="index of θ's components")
+    writer.scale(group, "coordinate", np.arange(len(problem.coords)),
+                 long_name="reduced coordinate: " + ", ".join(problem.coords))
+    writer.series(group, "theta", (n, problem.dim), ("time", "particle", "component"), compress=True,
+                  long_name="particle parameters θ_i in full space")
+    writer.series(group, "z", (n, len(problem.coords)), ("time", "particle", "coordinate"),
+                  compress=True, long_name="reduced coordinates " + ", ".join(problem.coords))
+    writer.series(group, "risk", (), ("time",), long_name=risk)
+    writer.series(group, "steps", (), ("time",), long_name="SGD steps so far (the clock t = kε)")
+    writer.group_attrs(group, coords=",".join(problem.coords))
+
+
+def cloud_row(problem, config, t: float, theta: np.ndarray, steps: int, theta0: np.ndarray) -> dict:
+    """time, θ, z, R_N (of the centred model and output scale α where the config asks) and steps of a cloud;
+    raises BlowUp when R_N is not finite. R_N is NaN with output.particle_risk = false."""
+    dyn = config.dynamics
+    risk = np.nan                             # output.particle_risk = false: not computed
+    if config.output.particle_risk:
+        with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so
+            risk = (problem.exact_risk(theta) if dyn.alpha == 1.0 and not dyn.centered else
+                    problem.exact_risk(theta, dyn.alpha, theta0 if dyn.centered else None))
+        if not np.isfinite(risk):
+            raise BlowUp(f"the particles' risk became non-finite at t = {t:.6g} (weights of size "
+                         f"{np.abs(theta).max():.1e}); likely fix: a smaller particles.eps (now {config.particles.eps:g})")
+    return {"time": t, "theta": theta, "z": problem.reduce(theta), "risk": risk, "steps": steps}
+
+
 @register_engine
 class ParticleEngine:
     """SGD (or, for data-free problems, the exact particle drift) on a config: θ, z and R_N per save time."""
@@ -31,24 +62,13 @@ class ParticleEngine:
             self.kernel0 = self.problem.point_tangent_kernel(self.theta0, np.full(p.n, 1.0 / p.n))
 
     def layout(self, writer) -> None:
-        n, problem, g = self.config.particles.n, self.problem, self.name
-        writer.scale(g, "time", units="t = kε")
-        writer.scale(g, "particle", np.arange(n), long_name="particle index i")
-        writer.scale(g, "component", np.arange(problem.dim), long_name="index of θ's components")
-        writer.scale(g, "coordinate", np.arange(len(problem.coords)),
-                     long_name="reduced coordinate: " + ", ".join(problem.coords))
-        writer.series(g, "theta", (n, problem.dim), ("time", "particle", "component"), compress=True,
-                      long_name="particle parameters θ_i in full space")
-        writer.series(g, "z", (n, len(problem.coords)), ("time", "particle", "coordinate"),
-                      compress=True, long_name="reduced coordinates " + ", ".join(problem.coords))
-        writer.series(g, "risk", (), ("time",), long_name="exact population risk R_N (docs/math.md §4, §7)")
+        g = self.name
+        layout_cloud(writer, g, self.config.particles.n, self.problem, "exact population risk R_N (docs/math.md §4, §7)")
         writer.series(g, "displacement", (), ("time",),
                       long_name="sqrt((1/N) Σ|θ_i(t) − θ_i(0)|²) ≥ W2(ρ_N(t), ρ_N(0)), docs/math.md §7")
         writer.series(g, "kernel_change", (), ("time",),
                       long_name="‖Q^½(H_t − H_0)Q^½‖_F / ‖Q^½H_0Q^½‖_F of the particles' tangent kernel, §7 "
                                 "(NaN: the problem has no x-quadrature)")
-        writer.series(g, "steps", (), ("time",), long_name="SGD steps so far")
-        writer.group_attrs(g, coords=",".join(problem.coords))
 
     def run(self, start: ParticleState | None = None) -> Iterator[Snapshot]:
         """SGD to t_end from ρ_0 (or from a saved state); raises BlowUp on non-finite particles or risk."""
@@ -56,18 +76,8 @@ class ParticleEngine:
         times = remaining_times(self.config.save_times(), None if start is None else start.t)
         for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start,
                              dyn.alpha, dyn.centered, self.theta0):
-            risk = np.nan                             # output.particle_risk = false: not computed
-            if self.config.output.particle_risk:
-                with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so
-                    risk = (self.problem.exact_risk(state.theta) if dyn.alpha == 1.0 and not dyn.centered else
-                            self.problem.exact_risk(state.theta, dyn.alpha, self.theta0 if dyn.centered else None))
-                if not np.isfinite(risk):
-                    raise BlowUp(f"the particles' risk became non-finite at t = {state.t:.6g} (weights of size "
-                                 f"{np.abs(state.theta).max():.1e}); likely fix: a smaller particles.eps "
-                                 f"(now {p.eps:g})")
-            yield Snapshot(state.t, state.steps, {"time": state.t, "theta": state.theta,
-                                                  "z": self.problem.reduce(state.theta), "risk": risk,
-                                                  "steps": state.steps, **self.laziness(state.theta)})
+            row = cloud_row(self.problem, self.config, state.t, state.theta, state.steps, self.theta0)
+            yield Snapshot(state.t, state.steps, {**row, **self.laziness(state.theta)})
 
     def laziness(self, theta: np.ndarray) -> dict[str, float]:
         """The coupling displacement from θ(0) and the relative change of the tangent kernel (docs/math.md §7)."""
@@ -86,4 +96,4 @@ class ParticleEngine:
                              int(run_file.row(self.name, "steps", n - 1)))
 
 
-__all__ = ["ParticleEngine"]
+__all__ = ["ParticleEngine", "cloud_row", "layout_cloud"]

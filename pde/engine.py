@@ -93,8 +93,9 @@ class PDEEngine:
                 "mass": self.grid.integrate(rho), "finite_n_term": op.finite_n_term(rho),
                 "steps": state.steps, "rejected_steps": state.rejected, "dt_next": state.dt_next}
 
-    def run(self, start: PDEState | None = None) -> Iterator[Snapshot]:
-        """Solve to t_end (from `start`, a saved state, if given), a snapshot per save time.
+    def run(self, start: PDEState | None = None, on_step=None) -> Iterator[Snapshot]:
+        """Solve to t_end (from `start`, a saved state, if given), a snapshot per save time; on_step(t, ρ) sees
+        every accepted step (pde.solve.solve).
 
         Raises BlowUp if the mass drifts beyond round-off; warns once if mass reaches the domain edge.
         """
@@ -105,7 +106,7 @@ class PDEEngine:
         if start is None:
             start = PDEState(0.0, self.rho0, 0, 0)
         for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
-                           pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps):
+                           pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps, on_step=on_step):
             state.rejected += start.rejected
             drift = abs(self.grid.integrate(state.rho) - mass0) / mass0
             if drift > MASS_DRIFT_TOL:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,8 @@ class PDEState:
 
 def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: float, cfl: float = 0.8,
           stepper: str = "explicit", rtol: float | None = None, dt: float | None = None, t0: float = 0.0,
-          dt_next: float = np.inf, steps0: int = 0) -> Iterator[PDEState]:
+          dt_next: float = np.inf, steps0: int = 0,
+          on_step: Callable[[float, np.ndarray], None] | None = None) -> Iterator[PDEState]:
     """Yield the state at each of save_times (ascending, ≥ t0), landing on them exactly.
 
     Starting from (t0, rho0, dt_next, steps0) of a saved state continues a run exactly. Raises BlowUp
@@ -37,7 +38,8 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
     β = op.beta. Noiseless: upwind fluxes of ζ = 2ξΨ_λ. Noisy: Scharfetter–Gummel fluxes with
     ψ = Ψ_λ − β⁻¹ log J and Dif = 2ξ/β (docs/math.md §5). stepper: a name in pde.steppers.STEPPERS, e.g.
     "explicit" is SSP-RK3 (rtol: local error control), "implicit" the linearly implicit step of size dt
-    (β < ∞ only).
+    (β < ∞ only). on_step(t, ρ), if given, sees every accepted step (ρ is the solver's own array: read it,
+    don't keep it): the tracers of docs/math.md §8 follow ρ_t through it.
     """
     if stepper not in STEPPERS:
         raise ValueError(f"unknown stepper {stepper!r}; known: {', '.join(sorted(STEPPERS))}")
@@ -83,4 +85,6 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
                              "or larger pde.bounds (steep potentials at the edge), or a larger pde.rtol")
             t = t_save if taken >= remaining else t + taken
             steps += 1
+            if on_step is not None:
+                on_step(t, rho)
         yield PDEState(t, rho.copy(), steps, advance.rejected, advance.dt_next)

@@ -1,7 +1,8 @@
 """The house rules, checked on the source: layers, no import circle, one storage module.
 
-- Layers: mfdyn ← pde, particles, lazy ← validation. A module of mfdyn imports only mfdyn; pde,
-  particles and lazy (the kernel engine) import mfdyn and themselves, never each other; only validation sees everything. This
+- Layers: mfdyn ← pde, particles, lazy ← coupled ← validation. A module of mfdyn imports only mfdyn; pde,
+  particles and lazy (the kernel engine) import mfdyn and themselves, never each other; coupled (the systems G
+  and T of docs/math.md §8) imports pde and particles; only validation sees everything. This
   holds for every import statement, at module level or inside a function. The one bridge upward is
   mfdyn/__init__.py's table of API names, resolved by name on first use (PEP 562).
 - No circle: the graph of module-level imports is acyclic, and every module imports on its own in a
@@ -20,9 +21,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("mfdyn", "pde", "particles", "lazy", "validation")
+PACKAGES = ("mfdyn", "pde", "particles", "lazy", "coupled", "validation")
 ALLOWED = {"mfdyn": {"mfdyn"}, "pde": {"mfdyn", "pde"}, "particles": {"mfdyn", "particles"},
-           "lazy": {"mfdyn", "lazy"}, "validation": set(PACKAGES)}
+           "lazy": {"mfdyn", "lazy"}, "coupled": {"mfdyn", "pde", "particles", "coupled"},
+           "validation": set(PACKAGES)}
 
 
 def modules() -> dict[str, Path]:

@@ -83,7 +83,44 @@ def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.n
           else _sliced_w1(tuple((float(c[0]), float(c[-1]), len(c)) for c in centres)))
     table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
     table.update(_laziness(run, pde, i_pde, i_sgd))
+    table.update(_parts(run, i_sgd, table, coords))
     return table
+
+
+# The coupled systems of docs/math.md §8 (particles.coupled): the parts of the gap, where the file has both
+PARTS = ("sgd", "interaction", "sampling")
+PARTS_RTOL = 1e-12        # |Σ parts − total| ≤ this × the largest value involved, or the table is refused
+
+
+def _parts(run: RunFile, i_sgd: np.ndarray, table: dict[str, np.ndarray], coords: list[str]) -> dict[str, np.ndarray]:
+    """Per save time, for the risk and each test function: ⟨·⟩_S − ⟨·⟩_G (SGD part), ⟨·⟩_G − ⟨·⟩_T (interaction
+    part), ⟨·⟩_T − ∫·dρ_t (sampling part) and their sum, the total ⟨·⟩_S − ∫·dρ_t (docs/math.md §8); R_N of G and
+    of T; and per test function the spread std_i f(z_i^T) of the tracers (the sampling part's law: its standard
+    deviation is that / √N). Empty when the file has no complete /gd and /tracers."""
+    if not i_sgd.size or not all(run.has(g) and run.count(g) > i_sgd.max() for g in ("gd", "tracers")):
+        return {}
+    out = {"risk_gd": run.series("gd", "risk")[i_sgd], "risk_tracers": run.series("tracers", "risk")[i_sgd]}
+    values = {"risk": (table["risk_sgd"], out["risk_gd"], out["risk_tracers"], table["risk_pde"])}
+    z_gd, z_tracers = ([run.row(g, "z", i) for i in i_sgd] for g in ("gd", "tracers"))
+    for k, expression in enumerate(observables_of(run)):
+        on_gd, on_tracers = ([evaluate(expression, tuple(coords), list(zi.T)) for zi in z] for z in (z_gd, z_tracers))
+        out[f"obs_gd_{k}"] = np.array([f.mean() for f in on_gd])
+        out[f"obs_tracers_{k}"] = np.array([f.mean() for f in on_tracers])
+        out[f"sd_tracers_{k}"] = np.array([f.std() for f in on_tracers])
+        values[str(k)] = (table[f"obs_sgd_{k}"], out[f"obs_gd_{k}"], out[f"obs_tracers_{k}"], table[f"obs_pde_{k}"])
+    residual = np.zeros(len(i_sgd))
+    for q, (s, g, t, p) in values.items():
+        parts = (s - g, g - t, t - p)
+        out.update({f"{name}_part_{q}": part for name, part in zip(PARTS, parts)})
+        out[f"total_{q}"] = s - p
+        scale = np.max(np.abs([s, g, t, p]), axis=0)
+        error = np.abs(parts[0] + parts[1] + parts[2] - out[f"total_{q}"])
+        finite = np.isfinite(error)                  # R_N is NaN with output.particle_risk = false
+        if np.any(error[finite] > PARTS_RTOL * np.maximum(scale[finite], 1.0)):
+            raise RuntimeError(f"{run.name}: the parts of the gap of {q} do not sum to it (off by {error.max():.1e})")
+        residual = np.fmax(residual, np.where(finite, error, 0.0))
+    out["parts_residual"] = residual
+    return out
 
 
 # Laziness columns (docs/math.md §7): the source group and dataset of each, where the file has them
@@ -154,23 +191,28 @@ def write_comparison(run: RunFile, table: dict[str, np.ndarray]) -> None:
 def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
                  observables: tuple[str, ...] = ()) -> str:
     """The comparison as aligned text, one row per common time."""
-    head = ["t", "R_pde", "R_pde+1/N", "R_sgd", "gap"]
+    coupled = "risk_gd" in table
+    reference = ("risk_gd", "R_gd") if coupled else ("risk_pde_finite_n", "R_pde+1/N")
+    head = ["t", "R_pde", reference[1], "R_sgd", "gap"]
     for c in coords:
         head += [f"{c}{int(100 * q)}_pde" for q in QUANTILES] + [f"{c}{int(100 * q)}_sgd" for q in QUANTILES]
     rows = []
     for k, t in enumerate(table["time"]):
-        row = [f"{t:g}"] + [f"{table[key][k]:.5f}" for key in ("risk_pde", "risk_pde_finite_n", "risk_sgd")]
-        row.append(f"{table['risk_gap'][k]:+.5f}")
+        row = [f"{t:g}"] + [f"{table[key][k]:.5f}" for key in ("risk_pde", reference[0], "risk_sgd")]
+        row.append(f"{(table['total_risk'] if coupled else table['risk_gap'])[k]:+.5f}")
         for c in coords:
             row += [f"{v:.4f}" for v in table[f"quantiles_pde_{c}"][k]]
             row += [f"{v:.4f}" for v in table[f"quantiles_sgd_{c}"][k]]
         rows.append(row)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = [f"PDE vs SGD, N = {n} (1/N term: docs/math.md §1; gap = R_sgd − R_pde − 1/N term)",
-             "  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    title = (f"PDE vs SGD, N = {n} (R_gd: R_N of the N-particle gradient flow G, the finite-N reference; "
+             "gap = R_sgd − R_pde, split below)" if coupled else
+             f"PDE vs SGD, N = {n} (1/N term: for iid particles, docs/math.md §1, exact at t = 0 only; "
+             "gap = R_sgd − R_pde − 1/N term)")
+    lines = [title, "  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     if rows:
-        lines.append(f"max |gap| = {np.max(np.abs(table['risk_gap'])):.5f}")
+        lines.append(f"max |gap| = {np.max(np.abs(table['total_risk' if coupled else 'risk_gap'])):.5f}")
     names = [k for k in table if k.startswith("gap_")]
     if names and rows:
         lines.append("")
@@ -181,6 +223,8 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
         for i, t in enumerate(table["time"]):
             lines.append("  ".join([f"{t:g}".rjust(10)] + [f"{table[k][i]:.2e}".rjust(10) for k in names]
                                    + [f"{table['w1'][i]:.2e}".rjust(10)]))
+    if coupled and rows:
+        lines += ["", format_parts(table, observables)]
     lazy = [k for k in LAZINESS if k in table and np.any(np.isfinite(table[k]))]
     if lazy and rows:
         words = {"risk_kernel": "R_∞ of the kernel engine", "w2_pde": "W2(ρ_t, ρ_0)",
@@ -190,4 +234,24 @@ def format_table(table: dict[str, np.ndarray], coords: list[str], n: int,
         lines.append("  ".join(h.rjust(17) for h in ["t", *lazy]))
         for i, t in enumerate(table["time"]):
             lines.append("  ".join([f"{t:g}".rjust(17)] + [f"{table[k][i]:.4e}".rjust(17) for k in lazy]))
+    return "\n".join(lines)
+
+
+def format_parts(table: dict[str, np.ndarray], observables: tuple[str, ...] = ()) -> str:
+    """The parts of the gap (docs/math.md §8) as text: per quantity, a row per time of total, SGD, interaction and
+    sampling parts, and the tracers' spread std_ρ0(f∘X_t)/√N that the sampling part has as its standard deviation."""
+    names = ["risk"] + [k[len("total_"):] for k in table if k.startswith("total_") and k != "total_risk"]
+    lines = ["where the gap comes from (docs/math.md §8): total = SGD part (S − G) + interaction part (G − T) "
+             "+ sampling part (T − ρ_t)",
+             f"  largest |sum of parts − total| = {np.max(table['parts_residual']):.1e}"]
+    head = ["t", "quantity", "total", "SGD", "interaction", "sampling"]
+    lines.append("  ".join(h.rjust(11) for h in head))
+    for q in names:
+        label = "R" if q == "risk" else f"f{q}"
+        for i, t in enumerate(table["time"]):
+            cells = [f"{t:g}", label] + [f"{table[key][i]:+.3e}" for key in
+                                         (f"total_{q}", f"sgd_part_{q}", f"interaction_part_{q}", f"sampling_part_{q}")]
+            lines.append("  ".join(c.rjust(11) for c in cells))
+    if observables and len(names) > 1:
+        lines += [f"  f{q} = {observables[int(q)]}" for q in names[1:]]
     return "\n".join(lines)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+import coupled.gradient_flow  # noqa: F401  (registers G, the engine "gd")
+import coupled.tracers  # noqa: F401  (registers T, the engine "tracers")
 import lazy.engine  # noqa: F401  (registers the kernel engine)
 import particles.engine  # noqa: F401  (registers the particle engine)
 import pde.engine  # noqa: F401  (registers the grid engine)
@@ -40,11 +42,27 @@ def engine_names(engine: str) -> tuple[str, ...]:
     raise ValueError(f"engine {engine!r}: unknown; allowed: {', '.join(ENGINE_CHOICES)}, or engines joined by '+'")
 
 
+# The coupled systems of docs/math.md §8, which particles.coupled adds after the engines they are coupled to
+COUPLED = ("gd", "tracers")
+
+
+def run_engine_names(config: Config, engine: str) -> tuple[str, ...]:
+    """engine_names, plus G and T after them when particles.coupled (they split SGD's gap, so SGD must be
+    among them); ValueError naming the key otherwise."""
+    names = engine_names(engine)
+    if config.particles.coupled:
+        if "particles" not in names:
+            raise ValueError(f"particles.coupled: splits the gap of SGD, so it needs the particles engine; got --engine "
+                             f"{engine} (allowed: both, all, particles, or a '+' set with particles)")
+        names += tuple(name for name in COUPLED if name not in names)
+    return names
+
+
 def build_engines(config: Config, engine: str, quiet: bool = False) -> list:
     """The engines of an --engine choice on a config; building them makes the cheap checks (no file yet).
     quiet: no warnings (a sweep checking its members)."""
     problem = make_problem(config)
-    names = engine_names(engine)
+    names = run_engine_names(config, engine)
     engines = [ENGINES[name](problem, config) for name in names]
     dyn = config.dynamics
     if (not quiet and "particles" in names and dyn.alpha > 1 and problem.has_network

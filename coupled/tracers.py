@@ -1,0 +1,133 @@
+"""T, Sznitman's tracers of the PDE's ρ_t, as an engine writing /tracers (docs/math.md §8).
+
+dθ_i = −2ξ [∇Ψ^α(θ_i; ρ_t) + λθ_i] dt + dW_i, from SGD's own θ(0) and Brownian increments, with ρ_t the grid
+solution: the tracers are iid with law ρ_t (up to the PDE's own error), so T − ρ is pure sampling. Ψ is
+evaluated at each tracer's own position from the grid's feature moments of ρ_t (Problem.field_gradient),
+not interpolated from cell centres.
+
+The engine solves the PDE again beside its tracers (the same code, steps and numbers as /pde, so a sweep
+member needs no PDE in its own file), and takes the moments of ρ_t at every accepted PDE step, linearly
+interpolated in time between steps (second order, like Heun's step). A resumed run solves the PDE again
+from t = 0 up to the tracers' last snapshot (the same steps, so the same ρ_t, bit for bit) and goes on.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from coupled.path import HeunPath, noise_stream, require_coupling, stride_of
+from mfdyn.engines import Snapshot, register_engine
+from particles.engine import cloud_row, layout_cloud
+from particles.run import initial_particles
+from pde.engine import PDEEngine
+from pde.potential import moments_kernel
+
+
+@dataclass
+class TracerState:
+    """The tracers at SGD step `steps` (time t)."""
+
+    t: float
+    theta: np.ndarray
+    steps: int
+
+
+class MomentHistory:
+    """The moments of ρ_t at the PDE's accepted steps, linearly interpolated in t."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.values: list[np.ndarray] = []
+
+    def add(self, t: float, value: np.ndarray) -> None:
+        self.times.append(t)
+        self.values.append(value)
+
+    def at(self, t: float) -> np.ndarray:
+        times = self.times
+        j = bisect.bisect_left(times, t)
+        if j == 0 or t >= times[-1]:      # the ends: t is on the SGD lattice, the PDE lands on it to round-off
+            return self.values[0 if j == 0 else -1]
+        w = (t - times[j - 1]) / (times[j] - times[j - 1])
+        return (1.0 - w) * self.values[j - 1] + w * self.values[j]
+
+    def forget_before(self, t: float) -> None:
+        """Drop the entries no step from t on needs (keep the last one at or before t)."""
+        j = max(0, bisect.bisect_right(self.times, t) - 1)
+        del self.times[:j], self.values[:j]
+
+
+@register_engine
+class TracerEngine:
+    """T from SGD's initial draw beside a solve of the PDE: θ, z and R_N per save time, in the layout of /particles."""
+
+    name = "tracers"
+    resumed_attrs: dict = {}
+
+    def __init__(self, problem, config):
+        require_coupling(problem, self.name)
+        self.problem, self.config = problem, config
+        self.pde = PDEEngine(problem, config)
+
+    def prepare(self) -> None:
+        p = self.config.particles
+        self.pde.prepare()
+        self.theta0 = initial_particles(self.problem, p.n, p.seed)
+        # The grid's own feature rows (before the operator's compression): those field_gradient evaluates
+        self.features = np.ascontiguousarray(self.pde.op.model.features)
+        self.reference = self.grid_moments(self.pde.rho0) if self.config.dynamics.centered else None
+
+    def grid_moments(self, rho: np.ndarray) -> np.ndarray:
+        """Σ_c Φ_kc ρ_c|cell| (K,)."""
+        out = np.empty(len(self.features))
+        moments_kernel(self.features, np.ascontiguousarray(rho).ravel(), self.pde.grid.cell_volume, out)
+        return out
+
+    def moments(self, rho: np.ndarray) -> np.ndarray:
+        """The moments of ν = ρ, or ρ − ρ_0 for the centred model: what field_gradient takes."""
+        out = self.grid_moments(rho)
+        return out if self.reference is None else out - self.reference
+
+    def layout(self, writer) -> None:
+        layout_cloud(writer, self.name, self.config.particles.n, self.problem,
+                     "exact population risk R_N of the tracers (docs/math.md §8)")
+        writer.group_attrs(self.name, stride=stride_of(self.config))
+
+    def run(self, start: TracerState | None = None) -> Iterator[Snapshot]:
+        """T to t_end beside the PDE, a snapshot per save time after start."""
+        dyn, eps = self.config.dynamics, self.config.particles.eps
+        centres = self.pde.grid.centres
+        theta, k, t_start = (self.theta0, 0, 0.0) if start is None else (start.theta, start.steps, start.t)
+        history = MomentHistory()
+        history.add(0.0, self.moments(self.pde.rho0))
+
+        def velocity(t: float, x: np.ndarray) -> np.ndarray:
+            grad = self.problem.field_gradient(x, history.at(t), centres, dyn.alpha)
+            return -2.0 * dyn.xi * (grad + dyn.lam * x)
+
+        path = HeunPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
+
+        def on_step(t: float, rho: np.ndarray) -> None:
+            history.add(t, self.moments(rho))
+            path.advance(int(np.floor(t / eps + 1e-6)))      # every whole step of T that ρ_t now covers
+            history.forget_before(path.t)
+
+        for snap in self.pde.run(None, on_step=on_step):
+            if snap.t <= t_start + 1e-12 * max(1.0, t_start):
+                continue                                       # a resumed run replays the PDE up to its state
+            path.advance(int(round(snap.t / eps)))
+            yield Snapshot(snap.t, path.k, cloud_row(self.problem, self.config, snap.t, path.theta.copy(), path.k,
+                                                     self.theta0))
+
+    def start_state(self, run_file, n: int) -> TracerState | None:
+        """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""
+        if n == 0:
+            return None
+        return TracerState(float(run_file.row(self.name, "time", n - 1)), run_file.row(self.name, "theta", n - 1),
+                           int(run_file.row(self.name, "steps", n - 1)))
+
+
+__all__ = ["TracerEngine"]
