@@ -19,7 +19,7 @@ from particles.run import NoiseStream, noise_scale
 
 # The auto time step of G and T (particles.coupled_dt = 0): the largest whole number of SGD steps that
 # divides output.every and is at most this (tests/test_coupled.py shows halving it moves nothing reported).
-AUTO_DT = 0.005
+AUTO_DT = 0.01
 
 
 def stride_of(config) -> int:

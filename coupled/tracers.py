@@ -116,7 +116,7 @@ class TracerEngine:
             history.forget_before(path.t)
 
         for snap in self.pde.run(None, on_step=on_step):
-            if snap.t <= t_start + 1e-12 * max(1.0, t_start):
+            if start is not None and snap.t <= t_start + 1e-12 * max(1.0, t_start):
                 continue                                       # a resumed run replays the PDE up to its state
             path.advance(int(round(snap.t / eps)))
             yield Snapshot(snap.t, path.k, cloud_row(self.problem, self.config, snap.t, path.theta.copy(), path.k,

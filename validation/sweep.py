@@ -52,6 +52,8 @@ import numpy as np
 from mfdyn.config import Config, ConfigError, load_config, parse_override
 from mfdyn.schema import toml_value
 from mfdyn.storage import RunFile
+from validation.compare import PARTS
+from validation.fluctuations import law
 from validation.rates import fit_slope, summarize
 from validation.workers import one_numba_thread
 
@@ -270,7 +272,9 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
         index.append(entry)
     for grid_file, overrides, wanted in grids.values():
         if not _is_complete(grid_file) or not all(_has_group(grid_file, g) for g in wanted):
-            tasks.insert(0, (sweep.base_toml, overrides, str(grid_file), "+".join(e for e in ENGINES if e in wanted)))
+            # [particles] is not the grid's: the coupled systems run in the members' files (coupled/tracers.py)
+            tasks.insert(0, (sweep.base_toml, [*overrides, "particles.coupled=false"], str(grid_file),
+                             "+".join(e for e in ENGINES if e in wanted)))
     (folder / "index.json").write_text(json.dumps({"sweep": sweep.source, "x": sweep.x, "fit_from": sweep.fit_from,
                                                     "members": index}, indent=1))
     runs = sum("particles" in m.engines for m in sweep.members)
@@ -349,12 +353,20 @@ def _laziness(files: dict[str, Path]) -> dict[str, float]:
     return out
 
 
+def fluctuation_record(x: float, n: int, table: dict[str, np.ndarray]) -> dict:
+    """What validation.fluctuations needs of one coupled member's comparison table (N particles)."""
+    k = sorted(int(name[len("sd_tracers_"):]) for name in table if name.startswith("sd_tracers_"))
+    column = lambda fmt: np.stack([table[fmt.format(i)] for i in k], axis=1)      # noqa: E731  (T, F)
+    return {"x": x, "n": n, "sampling": column("sampling_part_{}"),
+            "flow": column("obs_gd_{}") - column("obs_pde_{}"), "spread": column("sd_tracers_{}")}
+
+
 def rates(folder: Path) -> dict:
     """Sup-gaps per member, seed means per x, slopes with bootstrap intervals, the t = 0 Monte Carlo check, and
     the laziness per x with its slopes (fitted on x ≥ fit_from)."""
     index = json.loads((folder / "index.json").read_text())
     key = index["x"]
-    records, lazy = [], []
+    records, lazy, fluctuations = [], [], []
     for member in index["members"]:
         values = member_values(member)
         x, seed = float(values[key]), values.get("particles.seed", 0)
@@ -366,11 +378,18 @@ def rates(folder: Path) -> dict:
             quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
             if np.all(np.isfinite(table["risk_gap"])):
                 quantities["risk"] = np.abs(table["risk_gap"])
+            # the parts of the gap (docs/math.md §8), each fitted on its own: sup_t |part|
+            quantities.update({k: np.abs(v) for k, v in table.items() if k.split("_part_")[0] in PARTS
+                               and "_part_" in k and np.all(np.isfinite(v))})
+            if "risk_gd" in table:
+                with RunFile.open(run_file) as f:
+                    fluctuations.append(fluctuation_record(x, len(f.fixed("particles", "particle")), table))
             records.append({"x": x, "seed": seed, "sup": {q: float(np.max(v)) for q, v in quantities.items()},
                             "t0": {q: float(v[0]) for q, v in quantities.items()},
                             "mc": monte_carlo_t0(grid_file, run_file)})
         lazy.append({"x": x, **_laziness(files)})
     summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
+    summary["fluctuations"] = law(fluctuations)
     summary["laziness"] = _laziness_summary(lazy if key in LAZY_KEYS else [], index.get("fit_from", 0.0))
     return summary
 
@@ -411,6 +430,14 @@ def summary_dataset(summary: dict):
     for name, value in lazy["slopes"].items():
         ds.attrs[f"slope_{name}"] = value
     ds.attrs["fit_from"] = lazy["fit_from"]
+    law_ = summary.get("fluctuations", {})
+    if len(law_.get("x", [])):
+        dims = ("x_fluctuations", "save", "observable")
+        for name, values in law_.items():
+            if name not in ("x", "seeds"):
+                ds[f"sampling_{name}"] = xr.DataArray(values, dims=dims)
+        ds = ds.assign_coords(x_fluctuations=law_["x"])
+        ds["sampling_seeds"] = xr.DataArray(law_["seeds"], dims=("x_fluctuations",))
     return ds
 
 
@@ -432,21 +459,28 @@ def write_summary(folder: Path, summary: dict) -> None:
     summary_dataset(summary).to_netcdf(folder / "summary.h5", engine="h5netcdf")
 
 
+def is_part(quantity: str) -> bool:
+    """Whether a summary quantity is a part of the gap (sgd_part_risk, interaction_part_0, ...)."""
+    return quantity.split("_part_")[0] in PARTS and "_part_" in quantity
+
+
 def format_summary(summary: dict, observables: tuple[str, ...] = ()) -> str:
     lines = []
-    if summary["quantities"]:
+    gaps = {q: d for q, d in summary["quantities"].items() if not is_part(q)}
+    if gaps:
         lines.append(f"rates against {summary['x_key']} (slope of log mean sup_t gap; 95% bootstrap interval over seeds)")
-        for q, d in summary["quantities"].items():
+        for q, d in gaps.items():
             label = q if not q.startswith("gap_") or not observables else f"{q} = {observables[int(q[4:])]}"
             lines.append(f"  {label:<36} slope {d['slope']:+.3f}  [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]  "
                          f"({d['seeds']} seeds)")
         lines.append("t = 0: mean gap / Monte Carlo prediction sqrt(2/π) std_f / sqrt(N), per x:")
-        for q, d in summary["quantities"].items():
+        for q, d in gaps.items():
             if np.all(np.isfinite(d["t0_predicted"])):
                 lines.append(f"  {q:<8} " + "  ".join(f"{a / b:.2f}" for a, b in zip(d["t0"], d["t0_predicted"])))
-        lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{q[:12]:>12}" for q in summary["quantities"]))
+        lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{q[:12]:>12}" for q in gaps))
         for i, x in enumerate(summary["x"]):
-            lines.append(f"  {x:>14g}  " + "  ".join(f"{d['mean'][i]:12.3e}" for d in summary["quantities"].values()))
+            lines.append(f"  {x:>14g}  " + "  ".join(f"{d['mean'][i]:12.3e}" for d in gaps.values()))
+    lines += format_parts_summary(summary, observables)
     lazy = summary["laziness"]
     if any(k.startswith("sup_w2") or k.endswith("kernel") for k in lazy["values"]):
         lines.append(f"laziness against {summary['x_key']} (docs/math.md §7): final risks and sup_t distances from the "
@@ -458,3 +492,42 @@ def format_summary(summary: dict, observables: tuple[str, ...] = ()) -> str:
         for name, value in lazy["slopes"].items():
             lines.append(f"  slope of {name} against {summary['x_key']} (x ≥ {lazy['fit_from']:g}): {value:+.3f}")
     return "\n".join(lines)
+
+
+def format_parts_summary(summary: dict, observables: tuple[str, ...] = ()) -> list[str]:
+    """The slopes of each part of the gap (docs/math.md §8) against x, per quantity, with their intervals, and
+    the mean sup_t |part| per x."""
+    names = [q[len("sgd_part_"):] for q in summary["quantities"] if q.startswith("sgd_part_")]
+    if not names:
+        return []
+    q = summary["quantities"]
+    lines = [f"parts of the gap against {summary['x_key']} (docs/math.md §8): slope of log mean sup_t |part| "
+             "[95% bootstrap interval]"]
+    for name in names:
+        label = "risk" if name == "risk" else f"f{name}" + (f" = {observables[int(name)]}" if observables else "")
+        cells = [f"{part} {q[f'{part}_part_{name}']['slope']:+.2f} [{q[f'{part}_part_{name}']['ci'][0]:+.2f}, "
+                 f"{q[f'{part}_part_{name}']['ci'][1]:+.2f}]" for part in PARTS]
+        lines.append(f"  {label:<30} " + "   ".join(cells))
+    lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{p[:5]}_{n[:4]:<4}".rjust(11) for n in names for p in PARTS))
+    for i, x in enumerate(summary["x"]):
+        lines.append(f"  {x:>14g}  " + "  ".join(f"{q[f'{p}_part_{n}']['mean'][i]:11.3e}" for n in names for p in PARTS))
+    return lines + format_fluctuations(summary)
+
+
+def format_fluctuations(summary: dict) -> list[str]:
+    """The sampling part's law per x (validation.fluctuations), at the last save time, per test function."""
+    law_ = summary.get("fluctuations", {})
+    if not len(law_.get("x", [])):
+        return []
+    lines = ["sampling part T − ρ_t at the last save time, over seeds (docs/math.md §8): mean / stderr (within ±2 "
+             "expected), sd·√N against the tracers' std_ρ0(f∘X_t), and sd(G − ρ)/sd(T − ρ)",
+             f"  {summary['x_key']:>14}  {'f':>3}  {'seeds':>5}  {'mean/se':>8}  {'sd·√N [95%]':>24}  "
+             f"{'std(f∘X_t)':>10}  {'ratio':>6}  {'G: sd·√N [95%]':>24}  {'G/T':>6}"]
+    for i, x in enumerate(law_["x"]):
+        for k in range(law_["mean"].shape[2]):
+            pick = lambda name: law_[name][i, -1, k]          # noqa: E731
+            lines.append(f"  {x:>14g}  {'f' + str(k):>3}  {law_['seeds'][i]:>5d}  {pick('mean') / pick('stderr'):>+8.2f}  "
+                         f"{pick('sd_sqrt_n'):9.4f} [{pick('sd_low'):.4f}, {pick('sd_high'):.4f}]  {pick('spread'):>10.4f}  "
+                         f"{pick('ratio'):>6.3f}  {pick('flow_sd_sqrt_n'):9.4f} [{pick('flow_low'):.4f}, "
+                         f"{pick('flow_high'):.4f}]  {pick('amplification'):>6.3f}")
+    return lines

@@ -1,5 +1,5 @@
-"""The figures of a sweep: the rates (rates.png) and, for a sweep over dynamics.alpha, the transition from
-mean field to the lazy limit (transition.png; docs/math.md §7)."""
+"""The figures of a sweep: the rates (rates.png), the parts of the gap of a coupled sweep (parts.png; docs/math.md
+§8) and, for a sweep over dynamics.alpha, the transition from mean field to the lazy limit (transition.png; §7)."""
 from __future__ import annotations
 
 import json
@@ -8,24 +8,36 @@ from pathlib import Path
 import numpy as np
 
 from mfdyn.storage import RunFile
-from validation.sweep import member_values
+from validation.sweep import is_part, member_values
+
+# The theory's slope for the swept key (docs/math.md §2, §8): N^(−1/2) propagation of chaos, MMN's sqrt(ε)
+THEORY_SLOPES = {"particles.n": (-0.5, r"theory $x^{-1/2}$"), "particles.eps": (0.5, r"MMN bound $x^{1/2}$")}
+
+
+def _reference(ax, xs: np.ndarray, key: str, start: float) -> None:
+    """The theory's slope for the swept key through the first point, where it has one."""
+    if key in THEORY_SLOPES:
+        slope, label = THEORY_SLOPES[key]
+        ax.plot(xs, start * (xs / xs[0]) ** slope, "k--", lw=1, label=label)
 
 
 def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
-    """rates.png: mean sup-gaps against x on log-log axes, fitted lines, and the x^(−1/2) reference."""
+    """rates.png: mean sup-gaps against x on log-log axes (error bars: standard error over seeds), fitted lines,
+    and the theory's reference slope for the swept key. The parts of the gap have their own figure (plot_parts)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.6))
     ax = fig.add_subplot()
     xs = summary["x"]
-    for k, (q, d) in enumerate(summary["quantities"].items()):
+    gaps = {q: d for q, d in summary["quantities"].items() if not is_part(q)}
+    for k, (q, d) in enumerate(gaps.items()):
         label = observables[int(q[4:])] if q.startswith("gap_") and observables else q
         ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{label}: slope {d['slope']:+.2f}")
         if np.isfinite(d["slope"]):
             fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
             ax.plot(xs, fit, "-", color=f"C{k}", lw=0.8)
-    first = next(iter(summary["quantities"].values()))["mean"][0]
-    ax.plot(xs, first * (xs / xs[0]) ** -0.5, "k--", lw=1, label=r"$x^{-1/2}$ reference")
+    _reference(ax, xs, summary["x_key"], next(iter(gaps.values()))["mean"][0])
+    ax.errorbar([], [], yerr=[], fmt="o", color="gray", ms=4, label="mean over seeds ± standard error")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(summary["x_key"])
@@ -33,6 +45,49 @@ def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -
     ax.legend(frameon=False, fontsize=7)
     fig.tight_layout()
     path = folder / "rates.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+PART_STYLE = {"sgd": ("SGD part S − G", "C3", "o"), "interaction": ("interaction part G − T", "C0", "s"),
+              "sampling": ("sampling part T − ρ", "C2", "^")}
+
+
+def plot_parts(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path | None:
+    """parts.png: per quantity (the risk and each test function) the mean sup_t |part| of each part of the gap
+    (docs/math.md §8) against x, ± standard error, with its fitted slope and the theory's reference."""
+    from matplotlib.figure import Figure
+
+    names = [q[len("sgd_part_"):] for q in summary["quantities"] if q.startswith("sgd_part_")]
+    if not names:
+        return None
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(4.4 * cols, 3.6 * rows))
+    xs, q = summary["x"], summary["quantities"]
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    for ax, name in zip(axes.ravel(), names):
+        for part, (label, color, marker) in PART_STYLE.items():
+            d = q[f"{part}_part_{name}"]
+            ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt=marker, ms=4, color=color,
+                        label=f"{label}: slope {d['slope']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]")
+            if np.isfinite(d["slope"]):
+                fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
+                ax.plot(xs, fit, "-", color=color, lw=0.8)
+        _reference(ax, xs, summary["x_key"], q[f"sampling_part_{name}"]["mean"][0])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title("risk R" if name == "risk" else f"f = {observables[int(name)]}" if observables else f"f{name}",
+                     fontsize=9)
+        ax.set_xlabel(summary["x_key"])
+        ax.set_ylabel("mean over seeds of sup_t |part|")
+        ax.legend(frameon=False, fontsize=6)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("where the gap comes from (docs/math.md §8); error bars: standard error over seeds; "
+                 "brackets: 95% bootstrap interval of the slope", fontsize=8)
+    fig.tight_layout()
+    path = folder / "parts.png"
     fig.savefig(path, dpi=110)
     return path
 
