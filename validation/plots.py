@@ -77,6 +77,22 @@ def _laziness_panel(ax, t: np.ndarray, table: dict[str, np.ndarray], keys: list[
     ax.legend(frameon=False, fontsize=8)
 
 
+PART_LINES = {"total_risk": ("total R_sgd − R_pde", "k", "-"), "sgd_part_risk": ("SGD part  S − G", "C3", "o"),
+              "interaction_part_risk": ("interaction part  G − T", "C0", "s"),
+              "sampling_part_risk": ("sampling part  T − ρ_t", "C2", "^")}
+
+
+def _parts_panel(ax, t: np.ndarray, table: dict[str, np.ndarray]) -> None:
+    """The risk gap and its three parts against t (docs/math.md §8); they sum to the total."""
+    for key, (label, color, marker) in PART_LINES.items():
+        ax.plot(t, table[key], "-" if marker == "-" else "--", marker=None if marker == "-" else marker, ms=3,
+                color=color, lw=1.2 if marker == "-" else 0.8, label=label)
+    ax.axhline(0.0, color="gray", lw=0.5)
+    ax.set_xlabel("t")
+    ax.set_ylabel("parts of the risk gap")
+    ax.legend(frameon=False, fontsize=7)
+
+
 def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | None = None, n_panels: int = 4):
     """Write a PNG: risk vs t for both engines (top); below, at up to n_panels times, the PDE density
     against the particles: a histogram overlay (1-D), a heat map with the particles (2-D), or the three
@@ -94,9 +110,15 @@ def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | N
     grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.1] + [1] * rows)
     lazy = [k for k in ("w2_pde", "displacement_sgd", "kernel_change_pde", "kernel_change_sgd")
             if k in table and np.any(np.isfinite(table[k][1:]) & (table[k][1:] > 0))]
-    ax = fig.add_subplot(grid[0, : (cols + 1) // 2] if lazy and cols > 1 else grid[0, :])
+    coupled = "risk_gd" in table
+    top = grid[0, :].subgridspec(1, 1 + coupled + bool(lazy))
+    ax = fig.add_subplot(top[0, 0])
     ax.plot(t_pde, risk_pde, "-", color="C0", label="PDE  R(ρ_t)")
-    ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6, label="PDE + iid 1/N term (exact at t = 0)")
+    if coupled:           # the finite-N reference along the dynamics (docs/math.md §8), not the iid term
+        ax.plot(t, table["risk_gd"], "--", color="C2", label="gradient flow G  R_N (finite-N reference)")
+    else:
+        ax.plot(t, table["risk_pde_finite_n"], "--", color="C0", alpha=0.6,
+                label="PDE + iid 1/N term (exact at t = 0 only)")
     ax.plot(t, table["risk_sgd"], "o", color="C3", ms=3.5, label=f"particles  R_N,  N = {n}")
     if "risk_kernel" in table:
         ax.plot(t, table["risk_kernel"], ":", color="k", label="kernel limit  R_∞ (α → ∞)")
@@ -106,8 +128,10 @@ def comparison_figure(run: RunFile, table: dict[str, np.ndarray], path: Path | N
     if risks.min() > 0 and risks.max() > 5 * risks.min():
         ax.set_yscale("log")
     ax.legend(frameon=False, fontsize=8)
+    if coupled:
+        _parts_panel(fig.add_subplot(top[0, 1]), t, table)
     if lazy:
-        _laziness_panel(fig.add_subplot(grid[0, (cols + 1) // 2:] if cols > 1 else grid[0, :]), t, table, lazy)
+        _laziness_panel(fig.add_subplot(top[0, 1 + coupled]), t, table, lazy)
     centres = [run.fixed("pde", c) for c in coords]
     widths = np.array([c[1] - c[0] for c in centres])
     t_sgd = run.series("particles", "time")
