@@ -36,28 +36,38 @@ class TracerState:
 
 
 class MomentHistory:
-    """The moments of ρ_t at the PDE's accepted steps, linearly interpolated in t."""
+    """The PDE's states at its accepted steps, and their moments (computed when first asked for), linearly
+    interpolated in t: a tracer step needs only the two states around each of its times."""
 
-    def __init__(self):
+    def __init__(self, moments):
+        self.moments = moments
         self.times: list[float] = []
-        self.values: list[np.ndarray] = []
+        self.states: list[np.ndarray] = []
+        self.cache: dict[int, np.ndarray] = {}      # position in the lists → moments (reset when they shift)
 
-    def add(self, t: float, value: np.ndarray) -> None:
+    def add(self, t: float, rho: np.ndarray) -> None:
         self.times.append(t)
-        self.values.append(value)
+        self.states.append(np.array(rho, copy=True))
+
+    def _moments(self, j: int) -> np.ndarray:
+        if j not in self.cache:
+            self.cache[j] = self.moments(self.states[j])
+        return self.cache[j]
 
     def at(self, t: float) -> np.ndarray:
         times = self.times
         j = bisect.bisect_left(times, t)
         if j == 0 or t >= times[-1]:      # the ends: t is on the SGD lattice, the PDE lands on it to round-off
-            return self.values[0 if j == 0 else -1]
+            return self._moments(0 if j == 0 else len(times) - 1)
         w = (t - times[j - 1]) / (times[j] - times[j - 1])
-        return (1.0 - w) * self.values[j - 1] + w * self.values[j]
+        return (1.0 - w) * self._moments(j - 1) + w * self._moments(j)
 
     def forget_before(self, t: float) -> None:
-        """Drop the entries no step from t on needs (keep the last one at or before t)."""
+        """Drop the states no step from t on needs (keep the last one at or before t)."""
         j = max(0, bisect.bisect_right(self.times, t) - 1)
-        del self.times[:j], self.values[:j]
+        if j:
+            del self.times[:j], self.states[:j]
+            self.cache = {k - j: v for k, v in self.cache.items() if k >= j}
 
 
 @register_engine
@@ -74,7 +84,7 @@ class TracerEngine:
 
     def prepare(self) -> None:
         p = self.config.particles
-        self.pde.prepare()
+        self.pde.prepare(diagnostics=False)
         self.theta0 = initial_particles(self.problem, p.n, p.seed)
         # The grid's own feature rows (before the operator's compression): those field_gradient evaluates
         self.features = np.ascontiguousarray(self.pde.op.model.features)
@@ -101,8 +111,8 @@ class TracerEngine:
         dyn, eps = self.config.dynamics, self.config.particles.eps
         centres = self.pde.grid.centres
         theta, k, t_start = (self.theta0, 0, 0.0) if start is None else (start.theta, start.steps, start.t)
-        history = MomentHistory()
-        history.add(0.0, self.moments(self.pde.rho0))
+        history = MomentHistory(self.moments)
+        history.add(0.0, self.pde.rho0)
 
         def velocity(t: float, x: np.ndarray) -> np.ndarray:
             grad = self.problem.field_gradient(x, history.at(t), centres, dyn.alpha)
@@ -111,16 +121,16 @@ class TracerEngine:
         path = HeunPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
 
         def on_step(t: float, rho: np.ndarray) -> None:
-            history.add(t, self.moments(rho))
+            history.add(t, rho)
             path.advance(int(np.floor(t / eps + 1e-6)))      # every whole step of T that ρ_t now covers
             history.forget_before(path.t)
 
-        for snap in self.pde.run(None, on_step=on_step):
-            if start is not None and snap.t <= t_start + 1e-12 * max(1.0, t_start):
+        for state in self.pde.states(None, on_step=on_step):
+            if start is not None and state.t <= t_start + 1e-12 * max(1.0, t_start):
                 continue                                       # a resumed run replays the PDE up to its state
-            path.advance(int(round(snap.t / eps)))
-            yield Snapshot(snap.t, path.k, cloud_row(self.problem, self.config, snap.t, path.theta.copy(), path.k,
-                                                     self.theta0))
+            path.advance(int(round(state.t / eps)))
+            yield Snapshot(state.t, path.k, cloud_row(self.problem, self.config, state.t, path.theta.copy(), path.k,
+                                                      self.theta0))
 
     def start_state(self, run_file, n: int) -> TracerState | None:
         """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""

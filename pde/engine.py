@@ -49,11 +49,14 @@ class PDEEngine:
             raise ValueError(f"pde.bounds: the grid holds only {100 * held:.2f}% of ρ_0 "
                              f"({', '.join(f'[{lo:g}, {hi:g}]' for lo, hi in self.grid.bounds)}); widen pde.bounds")
 
-    def prepare(self) -> None:
-        """Build Φ and ρ_0 (the expensive part), after the inputs are known to be valid."""
+    def prepare(self, diagnostics: bool = True) -> None:
+        """Build Φ and ρ_0 (the expensive part), after the inputs are known to be valid; diagnostics = False
+        skips what only the snapshots' rows need (a solve for another engine, e.g. the tracers)."""
         dyn = self.config.dynamics
         self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, dyn.lam, dyn.beta,
                                     alpha=dyn.alpha, reference=self.rho0 if dyn.centered else None)
+        if not diagnostics:
+            return
         # Laziness (docs/math.md §7): W2(ρ_t, ρ_0), and the tangent kernel's change where the grid is θ-space
         self.displacement = W2Displacement(self.rho0, self.grid.centres, self.grid.edges)
         self.lazy = supports_tangent_kernel(self.problem) and self.problem.dim == self.grid.ndim   # grid in θ-space
@@ -99,19 +102,8 @@ class PDEEngine:
 
         Raises BlowUp if the mass drifts beyond round-off; warns once if mass reaches the domain edge.
         """
-        cfg, pde = self.config, self.config.pde
-        mass0 = self.grid.integrate(self.rho0)
-        times = remaining_times(cfg.save_times(), None if start is None else start.t)
         worst = 0.0 if start is None else self.resumed_edge
-        if start is None:
-            start = PDEState(0.0, self.rho0, 0, 0)
-        for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
-                           pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps, on_step=on_step):
-            state.rejected += start.rejected
-            drift = abs(self.grid.integrate(state.rho) - mass0) / mass0
-            if drift > MASS_DRIFT_TOL:
-                raise BlowUp(f"PDE mass drifted by {drift:.1e} (relative) by t = {state.t:.6g}; likely fix: "
-                             "a smaller pde.cfl or a finer grid")
+        for state in self.states(start, on_step):
             edge = boundary_mass(state.rho, self.grid, self.problem.natural_lower)
             warning = None
             if edge > BOUNDARY_MASS_TOL and worst <= BOUNDARY_MASS_TOL:
@@ -121,6 +113,23 @@ class PDEEngine:
             yield Snapshot(state.t, state.steps, self.row(state),
                            {"steps": state.steps, "rejected_steps": state.rejected, "boundary_mass_max": worst,
                             "mass_reached_boundary": worst > BOUNDARY_MASS_TOL}, warning)
+
+    def states(self, start: PDEState | None = None, on_step=None) -> Iterator[PDEState]:
+        """The solver's states at the save times after `start` (all of them from ρ_0 if None), mass checked: what
+        run() makes its snapshots of, and what another engine can follow without them."""
+        cfg, pde = self.config, self.config.pde
+        mass0 = self.grid.integrate(self.rho0)
+        times = remaining_times(cfg.save_times(), None if start is None else start.t)
+        if start is None:
+            start = PDEState(0.0, self.rho0, 0, 0)
+        for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
+                           pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps, on_step=on_step):
+            state.rejected += start.rejected
+            drift = abs(self.grid.integrate(state.rho) - mass0) / mass0
+            if drift > MASS_DRIFT_TOL:
+                raise BlowUp(f"PDE mass drifted by {drift:.1e} (relative) by t = {state.t:.6g}; likely fix: "
+                             "a smaller pde.cfl or a finer grid")
+            yield state
 
     def start_state(self, run_file, n: int) -> PDEState | None:
         """The state of the n-th complete snapshot of /pde (None for n = 0: start afresh). It also sets
