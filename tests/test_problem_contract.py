@@ -317,3 +317,54 @@ def test_network_coordinates_and_bounds_agree(name):
     assert theta.shape == (5, problem.dim)
     assert problem.reduce(theta).shape == (5, len(coords))
     assert np.isfinite(problem.exact_risk(theta))
+
+
+# 6. The coupled systems of docs/math.md §8, for problems that provide them (Problem.can_couple).
+COUPLED = [name for name in NAMES if PROBLEMS[name].can_couple()]
+
+
+@pytest.mark.parametrize("name", COUPLED)
+@pytest.mark.parametrize("alpha,centred", [(1.0, False), (3.0, True)])
+def test_population_gradient_is_the_gradient_of_the_exact_risk(name, alpha, centred):
+    """∇_θi R_α(ρ_N) = (2α²/N) ∇Ψ^α(θ_i; ρ_N) (docs/math.md §7, §8): G's drift against central differences of
+    exact_risk, for a few particles of a small cloud (the centred model: θ(0) held fixed)."""
+    problem = make(name)
+    if centred and not problem.has_network:
+        pytest.skip("no network output to scale or centre")
+    rng = np.random.default_rng(3)
+    theta = problem.sample_initial(12, rng)
+    theta0 = problem.sample_initial(12, rng) if centred else None
+    grad = problem.population_gradient(theta, alpha, theta0)
+    h, n = 1e-5, len(theta)
+    for i in (0, 5):
+        for a in range(min(problem.dim, 4)):
+            up, down = theta.copy(), theta.copy()
+            up[i, a] += h
+            down[i, a] -= h
+            fd = (problem.exact_risk(up, alpha, theta0) - problem.exact_risk(down, alpha, theta0)) / (2 * h)
+            assert abs(n / (2 * alpha**2) * fd - grad[i, a]) <= 1e-6 * max(1.0, abs(grad[i, a])), (i, a)
+
+
+@pytest.mark.parametrize("name", COUPLED)
+def test_field_gradient_is_the_gradient_of_the_grids_psi_at_the_point(name):
+    """field_gradient is ∇ of the grid's feature-form Ψ = V + Σ_k w_k Φ_k g_k evaluated at the point itself: against
+    central differences of grid_model built on that point alone (full θ-space problems; the reduced ones, whose
+    feature rows depend on the grid, are checked in tests/test_field_gradient.py)."""
+    c = case(name)
+    problem, grid, model = c["problem"], c["grid"], c["model"]
+    if problem.dim != grid.ndim:
+        pytest.skip("reduced coordinates: checked in tests/test_field_gradient.py")
+    rho = problem.initial_cell_averages(grid.edges)
+    moments = model.features @ rho.ravel() * grid.cell_volume
+    point = problem.sample_initial(1, np.random.default_rng(11))[0]
+
+    def psi(x):
+        at = problem.grid_model([np.array([v]) for v in x])
+        return float(at.potential[0] + (at.weights * moments) @ at.features[:, 0])
+
+    grad = problem.field_gradient(point[None, :], moments, grid.centres)[0]
+    h = 1e-5
+    for axis in range(problem.dim):
+        step = np.eye(problem.dim)[axis] * h
+        fd = (psi(point + step) - psi(point - step)) / (2 * h)
+        assert abs(fd - grad[axis]) <= 1e-7 * max(1.0, abs(grad[axis])), (axis, fd, grad)
