@@ -19,10 +19,12 @@ from mfdyn.gaussian import (
     Ramp,
     hermite_coefficients,
     mehler_offdiagonal_sum,
+    npdf,
     pair_expectation_quadrature,
     q,
     ramp_second_moment,
 )
+from mfdyn.pair_kernel import pair_gradient
 from mfdyn.problems.base import Problem
 from mfdyn.schema import Section, finite, rule
 
@@ -119,3 +121,28 @@ class SingleIndexRamp(Problem):
                 linear = coeff @ q(self.ramp, tau)
             total += 0.5 * (-2.0 * y * alpha * linear + alpha**2 * gram)
         return float(total)
+
+    def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
+        """∇_w Ψ^α(w_i; ρ_N) at every particle, (N, d) (docs/math.md §4, §8): Ψ^α = V/α + ∫U d(ρ_N [− ρ_N(0)]),
+        V(w) = −½ Σ_y y q(τ_y(w)), U(w, w') = ½ Σ_y E σ(τ_y X)σ(τ'_y Y) at corr c_y(w, w'), the j = i term being
+        ∇_1U(w, w_i) at w = w_i; theta0 (the initial particles) for the centred model.
+
+        By Stein's lemma on x = s_y ∘ g, ∇V(w) = −½ Σ_y y E[σ''(τ_y X)] s_y² ∘ w with E σ''(τX) = (m/τ)[φ(t1/τ) −
+        φ(t2/τ)] (0 at τ = 0); the pair sums come from mfdyn.pair_kernel.pair_gradient (Mehler for |c| ≤ 0.5,
+        closed forms through the bivariate normal above, the c = 1 closed form for j = i).
+        """
+        theta = np.ascontiguousarray(theta, dtype=float)
+        n = len(theta)
+        scales = np.stack([self.class_scale(y) for y in CLASSES])
+        points, weights = theta, np.full(n, 1.0 / n)
+        if theta0 is not None:
+            points = np.concatenate([theta, np.asarray(theta0, dtype=float)])
+            weights = np.r_[weights, np.full(n, -1.0 / n)]
+        r = self.ramp
+        grad, _ = pair_gradient(points, weights, scales, np.full(len(CLASSES), 0.5), r.t1, r.t2, r.s1, r.s2, rows=n)
+        for y, scale in zip(CLASSES, scales):
+            tau = np.linalg.norm(theta * scale, axis=1)
+            safe = np.where(tau > 0, tau, 1.0)
+            curvature = np.where(tau > 0, (r.slope / safe) * (npdf(r.t1 / safe) - npdf(r.t2 / safe)), 0.0)
+            grad -= (0.5 * y / alpha) * curvature[:, None] * scale**2 * theta
+        return grad

@@ -1,0 +1,617 @@
+"""The exact pair sums of the single-index ramp network: ∇_1 U summed over a cloud, and Σ U (docs/math.md §4, §8).
+
+The MMN problems (docs/math.md §3.1, §3.2, §4) have, per class y with scale s_y (x | y = s_y ∘ g),
+τ_y(w) = |s_y ∘ w|, c_y(w, w') = <s_y∘w, s_y∘w'>/(τ_y τ'_y) and
+
+    U(w, w') = Σ_y κ_y P(τ_y(w), τ_y(w'), c_y(w, w')),    P(a, b, c) = E σ(aX)σ(bY),  corr(X, Y) = c
+
+(κ_y = ½ for the two equally likely classes). Stein's lemma on x = s_y ∘ g gives the gradient in the
+first argument without dividing by τ:
+
+    ∇_w P = s_y² ∘ ( w E[σ''(aX)σ(bY)] + w' E[σ'(aX)σ'(bY)] ) = s_y² ∘ ( A w + B w' ),
+
+so for a cloud p_j with weights ω_j (1/N for ρ_N; −1/N for the particles of ρ_N(0), the centred model),
+the drift of G (docs/math.md §8) needs, per row i, the scalars Σ_j ω_j A_ij and the vectors Σ_j ω_j B_ij p_j.
+
+How a pair (a, b, c) is evaluated:
+
+- |c| ≤ MEHLER_MAX_COSINE: Mehler's series (docs/math.md §4) to order MEHLER_TERMS, with the normalised
+  Hermite coefficients of σ'(a·) and σ''(a·): d1_k(a) = √(k+1) ĥ_{k+1}(a)/a and
+  d2_k(a) = √((k+1)(k+2)) ĥ_{k+2}(a)/a² (E[f'(X) He_k] = E[f(X) He_{k+1}]), so
+  P = Σ c^k ĥ_k ĥ_k,  A = Σ c^k d2_k(a) ĥ_k(b),  B = Σ c^k d1_k(a) d1_k(b).
+- |c| > MEHLER_MAX_COSINE (the Numba kernel): closed forms valid up to |c| = 1. With α_k = t_k/a, β_l = t_l/b,
+  s = √(1 − c²), m the slope and M(μ, ν) = E σ(μ + νG) (docs/math.md §4):
+      A = (m/a) [φ(α1) M(bcα1, bs) − φ(α2) M(bcα2, bs)]              (σ'' = m(δ_t1 − δ_t2), condition on X)
+      B = m² P(α1 < X < α2, β1 < Y < β2) = m² Σ_kl (−1)^{k+l} Φ₂(α_k, β_l; c)    (Price's theorem)
+      P = s1 (q(a) + q(b)) − s1² + m² ab Σ_kl (−1)^{k+l} L(α_k, β_l; c),
+      L(h, k; c) = E (X − h)₊(Y − k)₊ = (c + hk) Φ₂ − k φ(h) Φ((ch − k)/s) − h φ(k) Φ((ck − h)/s) + s φ(h) φ((k − ch)/s),
+  with Φ₂(h, k; c) = P(X > h, Y > k) by Genz's algorithm (Drezner–Wesolowsky Gauss–Legendre on 6, 12
+  or 20 nodes; A. Genz, Statistics and Computing 14 (2004) 251–260), accurate to ~1e−15.
+- The NumPy twin does |c| > MEHLER_MAX_COSINE by quadrature instead: with X = pU + rV, Y = ±(pU − rV),
+  p = √((1+|c|)/2), r = √((1−|c|)/2), U, V independent, the inner integral over U is exact (a rectangle
+  probability, or a piecewise quadratic against φ) and the outer one over V ∈ [−10, 10] is Gauss–Legendre
+  on panels split at the V where the kinks of σ(aX) and σ(bY) meet; the integrand is smooth there for
+  every |c| ≤ 1, so no boundary layer forms as |c| → 1 (unlike conditioning on X).
+- The self pair (j = i, c = 1, a = b): A = (m/a)[φ(α1)s1 − φ(α2)s2], B = m²[Φ(α2) − Φ(α1)], P = E σ(aG)².
+
+Near |c| = 1, B has a √(1 − |c|) singularity, so 1 − |c| is taken from the unit vectors' chord,
+1 − |c| = ½|u_i ∓ u_j|², not from the rounded cosine (exactly 0 for parallel copies). A zero point (τ = 0)
+has u = 0, hence c = 0 with everything (σ(0) is a constant, so any c is exact).
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba import njit
+from scipy.special import ndtr
+
+from mfdyn.gaussian import (
+    MEHLER_MAX_COSINE,
+    MEHLER_TERMS,
+    Ramp,
+    hermite_coefficients,
+    npdf,
+    ramp_mean,
+    ramp_second_moment,
+)
+
+ROW_BLOCK = 32                # rows per task: they share each chunk of column data while it is in cache
+COL_CHUNK = 64                # columns per chunk
+_V_NODES = 40                 # the twin's Gauss–Legendre nodes per panel in V
+_V_TAIL = 10.0                # φ(10) ≈ 8e−23: the V integral is cut at ±10 ...
+_V_FIXED = (-5.0, 0.0, 5.0)   # ... and always split here too: 40 nodes on all of [−10, 10] leave 1e−12 on ∫φ
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+
+# Gauss–Legendre half rules (nodes in (−1, 0), weights) on 6, 12 and 20 points, for Genz's Φ₂
+_GL = [np.polynomial.legendre.leggauss(n) for n in (6, 12, 20)]
+_GL_X = np.zeros((3, 10))
+_GL_W = np.zeros((3, 10))
+for _g, (_x, _w) in enumerate(_GL):
+    _GL_X[_g, : len(_x) // 2] = _x[: len(_x) // 2]
+    _GL_W[_g, : len(_x) // 2] = _w[: len(_x) // 2]
+_GL_LEN = np.array([3, 6, 10])
+
+
+# ---------------------------------------------------------------------------------------------- shared set-up
+def class_geometry(points: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """τ_y(p_j) = |s_y ∘ p_j| (Y, M) and the unit vectors u_yj = s_y ∘ p_j / τ_yj (Y, M, d), 0 where τ = 0."""
+    scaled = points[None, :, :] * scales[:, None, :]
+    tau = np.sqrt(np.einsum("yjd,yjd->yj", scaled, scaled))
+    unit = scaled / np.where(tau > 0, tau, 1.0)[:, :, None]
+    return tau, unit
+
+
+def derivative_coefficients(ramp: Ramp, tau: np.ndarray, kmax: int = MEHLER_TERMS
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised Hermite coefficients of σ(a·), σ'(a·) and σ''(a·) at a = τ, k = 0..kmax, each (kmax+1, *τ.shape).
+
+    ĥ_k (gaussian.hermite_coefficients), d1_k = √(k+1) ĥ_{k+1}/a, d2_k = √((k+1)(k+2)) ĥ_{k+2}/a² (docs/math.md §4);
+    at a = 0, σ(0·X) is constant: d1 = (σ'(0), 0, …), d2 = 0.
+    """
+    tau = np.asarray(tau, dtype=float)
+    h = hermite_coefficients(ramp, tau, kmax + 2)
+    k = np.arange(kmax + 1).reshape((-1,) + (1,) * tau.ndim)
+    pos = tau > 0
+    safe = np.where(pos, tau, 1.0)
+    d1 = np.where(pos, np.sqrt(k + 1.0) * h[1:kmax + 2] / safe, 0.0)
+    d1[0] = np.where(pos, d1[0], ramp.derivative(0.0))
+    d2 = np.where(pos, np.sqrt((k + 1.0) * (k + 2.0)) * h[2:kmax + 3] / safe**2, 0.0)
+    return h[: kmax + 1], d1, d2
+
+
+# ---------------------------------------------------------------------------------------------- Numba scalars
+@njit(cache=True, inline="always")
+def _pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+@njit(cache=True, inline="always")
+def _cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x * _SQRT_HALF)
+
+
+@njit(cache=True)
+def _ramp_mean(mu: float, nu: float, t1: float, t2: float, s1: float, slope: float) -> float:
+    """E σ(μ + νG), ν ≥ 0 (docs/math.md §4), for σ = s1 + m[(t − t1)₊ − (t − t2)₊]."""
+    if nu > 0.0:
+        z1, z2 = (mu - t1) / nu, (mu - t2) / nu
+        r1 = nu * _pdf(z1) + (mu - t1) * _cdf(z1)
+        r2 = nu * _pdf(z2) + (mu - t2) * _cdf(z2)
+    else:
+        r1, r2 = max(mu - t1, 0.0), max(mu - t2, 0.0)
+    return s1 + slope * (r1 - r2)
+
+
+@njit(cache=True)
+def coefficients_into(tau: np.ndarray, t1: float, t2: float, s1: float, s2: float, h: np.ndarray, d1: np.ndarray,
+                      d2: np.ndarray) -> None:
+    """derivative_coefficients in Numba: for τ (Y, M) write ĥ_k, d1_k, d2_k (k = 0..K) into h, d1, d2 (Y, M, K+1).
+
+    ĥ_0 = q(τ), ĥ_1 = τm[Φ(β) − Φ(α)], ĥ_k = τm[ψ_{k−2}(α)φ(α) − ψ_{k−2}(β)φ(β)]/√(k(k−1)) with α = t1/τ,
+    β = t2/τ and ψ_k = He_k/√k! (gaussian.hermite_coefficients, docs/math.md §3.1); ψ_k φ is run through
+    the three-term recurrence as one product, so nothing overflows where φ underflows.
+    """
+    ny, npts, k1 = h.shape
+    kmax = k1 - 1
+    slope = (s2 - s1) / (t2 - t1)
+    full = np.empty(kmax + 3)
+    for y in range(ny):
+        for j in range(npts):
+            a = tau[y, j]
+            if a <= 0.0:
+                for k in range(kmax + 1):
+                    h[y, j, k] = 0.0
+                    d1[y, j, k] = 0.0
+                    d2[y, j, k] = 0.0
+                h[y, j, 0] = s1 if t1 >= 0.0 else (s2 if t2 <= 0.0 else s1 - slope * t1)
+                d1[y, j, 0] = slope if t1 < 0.0 < t2 else 0.0
+                continue
+            al, be = t1 / a, t2 / a
+            am = a * slope
+            full[0] = _ramp_mean(0.0, a, t1, t2, s1, slope)
+            full[1] = am * (_cdf(be) - _cdf(al))
+            ga0, ga1 = _pdf(al), al * _pdf(al)          # ψ_0 φ, ψ_1 φ at α
+            gb0, gb1 = _pdf(be), be * _pdf(be)
+            for k in range(2, kmax + 3):
+                full[k] = am * (ga0 - gb0) / math.sqrt(k * (k - 1.0))
+                m = k - 2                               # ψ_{m+1} = (x ψ_m − √m ψ_{m−1}) / √(m+1)
+                ga0, ga1 = ga1, (al * ga1 - math.sqrt(m + 1.0) * ga0) / math.sqrt(m + 2.0)
+                gb0, gb1 = gb1, (be * gb1 - math.sqrt(m + 1.0) * gb0) / math.sqrt(m + 2.0)
+            for k in range(kmax + 1):
+                h[y, j, k] = full[k]
+                d1[y, j, k] = math.sqrt(k + 1.0) * full[k + 1] / a
+                d2[y, j, k] = math.sqrt((k + 1.0) * (k + 2.0)) * full[k + 2] / (a * a)
+
+
+@njit(cache=True)
+def bvn_upper(h: float, k: float, r: float, sin2: float) -> float:
+    """Φ₂(h, k; r) = P(X > h, Y > k) for standard normals with correlation r, 1 − r² = sin2 given accurately.
+
+    Genz's algorithm (Statistics and Computing 14 (2004) 251): for |r| < 0.925 Gauss–Legendre in the
+    angle of Plackett's formula; above, Drezner–Wesolowsky's expansion in √(1 − r²) with a Gauss–Legendre
+    remainder, which stays exact down to r = ±1 (sin2 = 0).
+    """
+    ar = abs(r)
+    g = 0 if ar < 0.3 else (1 if ar < 0.75 else 2)
+    lg = _GL_LEN[g]
+    hk = h * k
+    bvn = 0.0
+    if ar < 0.925:
+        hs = 0.5 * (h * h + k * k)
+        asr = math.asin(r)
+        for i in range(lg):
+            for sgn in (-1.0, 1.0):
+                sn = math.sin(0.5 * asr * (sgn * _GL_X[g, i] + 1.0))
+                bvn += _GL_W[g, i] * math.exp((sn * hk - hs) / (1.0 - sn * sn))
+        return bvn * asr / (4.0 * math.pi) + _cdf(-h) * _cdf(-k)
+    if r < 0.0:
+        k = -k
+        hk = -hk
+    if sin2 > 0.0:
+        as_ = sin2
+        a = math.sqrt(as_)
+        bs = (h - k) ** 2
+        c = (4.0 - hk) / 8.0
+        d = (12.0 - hk) / 16.0
+        asr = -0.5 * (bs / as_ + hk)
+        if asr > -100.0:
+            bvn = a * math.exp(asr) * (1.0 - c * (bs - as_) * (1.0 - d * bs / 5.0) / 3.0 + c * d * as_ * as_ / 5.0)
+        if hk > -100.0:
+            b = math.sqrt(bs)
+            bvn -= math.exp(-0.5 * hk) * _SQRT_2PI * _cdf(-b / a) * b * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
+        a *= 0.5
+        for i in range(lg):
+            for sgn in (-1.0, 1.0):
+                xs = (a * (sgn * _GL_X[g, i] + 1.0)) ** 2
+                rs = math.sqrt(1.0 - xs)
+                asr = -0.5 * (bs / xs + hk)
+                if asr > -100.0:
+                    bvn += a * _GL_W[g, i] * math.exp(asr) * (math.exp(-hk * xs / (2.0 * (1.0 + rs) ** 2)) / rs
+                                                               - (1.0 + c * xs * (1.0 + d * xs)))
+        bvn = -bvn / (2.0 * math.pi)
+    if r > 0.0:
+        return bvn + _cdf(-max(h, k))
+    return -bvn + max(0.0, _cdf(-h) - _cdf(-k))
+
+
+@njit(cache=True)
+def bvn_corners(h1: float, h2: float, k1: float, k2: float, r: float, sin2: float
+                ) -> tuple[float, float, float, float]:
+    """(Φ₂(h1, k1), Φ₂(h1, k2), Φ₂(h2, k1), Φ₂(h2, k2)) at correlation r (bvn_upper), the four corners of a
+    rectangle: for |r| < 0.925 the nodes' sines and the factors Φ(−h), Φ(−k) are shared by the corners."""
+    ar = abs(r)
+    if ar >= 0.925:
+        return bvn_upper(h1, k1, r, sin2), bvn_upper(h1, k2, r, sin2), bvn_upper(h2, k1, r, sin2), bvn_upper(h2, k2, r, sin2)
+    g = 0 if ar < 0.3 else (1 if ar < 0.75 else 2)
+    asr = math.asin(r)
+    p11, p12, p21, p22 = h1 * k1, h1 * k2, h2 * k1, h2 * k2
+    q11, q12 = 0.5 * (h1 * h1 + k1 * k1), 0.5 * (h1 * h1 + k2 * k2)
+    q21, q22 = 0.5 * (h2 * h2 + k1 * k1), 0.5 * (h2 * h2 + k2 * k2)
+    b11 = b12 = b21 = b22 = 0.0
+    for i in range(_GL_LEN[g]):
+        for sgn in (-1.0, 1.0):
+            sn = math.sin(0.5 * asr * (sgn * _GL_X[g, i] + 1.0))
+            den = 1.0 - sn * sn
+            w = _GL_W[g, i]
+            b11 += w * math.exp((sn * p11 - q11) / den)
+            b12 += w * math.exp((sn * p12 - q12) / den)
+            b21 += w * math.exp((sn * p21 - q21) / den)
+            b22 += w * math.exp((sn * p22 - q22) / den)
+    f = asr / (4.0 * math.pi)
+    ch1, ch2, ck1, ck2 = _cdf(-h1), _cdf(-h2), _cdf(-k1), _cdf(-k2)
+    return b11 * f + ch1 * ck1, b12 * f + ch1 * ck2, b21 * f + ch2 * ck1, b22 * f + ch2 * ck2
+
+
+@njit(cache=True)
+def _call_product(h: float, k: float, sgn: float, omc: float, s: float, upper: float) -> float:
+    """L(h, k; c) = E (X − h)₊(Y − k)₊ (module docstring) at c = sgn (1 − omc), s = √(1 − c²), upper = Φ₂(h, k; c).
+
+    ch − k and ck − h are formed from omc, not from c: at 1 − |c| below the rounding of c, the lost −(1−|c|)h
+    would shift both Φ arguments the same way by ~1e−16/s (the shifts from rounding h and k cancel)."""
+    ph, pk = _pdf(h), _pdf(k)
+    zh = (sgn * h - k) - sgn * omc * h               # ch − k
+    zk = (sgn * k - h) - sgn * omc * k               # ck − h
+    out = (sgn * (1.0 - omc) + h * k) * upper
+    if s > 0.0:
+        return out - k * ph * _cdf(zh / s) - h * pk * _cdf(zk / s) + s * ph * _pdf(zh / s)
+    step_h = 1.0 if zh > 0.0 else (0.5 if zh == 0.0 else 0.0)
+    step_k = 1.0 if zk > 0.0 else (0.5 if zk == 0.0 else 0.0)
+    return out - k * ph * step_h - h * pk * step_k
+
+
+@njit(cache=True)
+def near_pair(a: float, b: float, c: float, omc: float, qa: float, qb: float, t1: float, t2: float, s1: float,
+              s2: float, energy: bool) -> tuple[float, float, float]:
+    """(A, B, P) = (E σ''(aX)σ(bY), E σ'(aX)σ'(bY), E σ(aX)σ(bY)) for a, b > 0 and any c, with 1 − |c| = omc
+    given accurately and qa, qb = q(a), q(b): the closed forms of the module docstring (P only if energy)."""
+    slope = (s2 - s1) / (t2 - t1)
+    sin2 = omc * (2.0 - omc)
+    s = math.sqrt(sin2)
+    al1, al2, be1, be2 = t1 / a, t2 / a, t1 / b, t2 / b
+    A = (slope / a) * (_pdf(al1) * _ramp_mean(b * c * al1, b * s, t1, t2, s1, slope)
+                       - _pdf(al2) * _ramp_mean(b * c * al2, b * s, t1, t2, s1, slope))
+    u11, u12, u21, u22 = bvn_corners(al1, al2, be1, be2, c, sin2)
+    B = slope * slope * ((u11 - u12) - (u21 - u22))
+    P = 0.0
+    if energy:
+        sgn = 1.0 if c > 0.0 else -1.0
+        calls = ((_call_product(al1, be1, sgn, omc, s, u11) - _call_product(al1, be2, sgn, omc, s, u12))
+                 - (_call_product(al2, be1, sgn, omc, s, u21) - _call_product(al2, be2, sgn, omc, s, u22)))
+        P = s1 * (qa + qb) - s1 * s1 + slope * slope * a * b * calls
+    return A, B, P
+
+
+@njit(cache=True)
+def self_pair(a: float, t1: float, t2: float, s1: float, s2: float, energy: bool) -> tuple[float, float, float]:
+    """(A, B, P) of the self pair (c = 1, b = a): (m/a)[φ(α1)s1 − φ(α2)s2], m²[Φ(α2) − Φ(α1)], E σ(aG)²."""
+    slope = (s2 - s1) / (t2 - t1)
+    if a <= 0.0:
+        sigma0 = s1 if t1 >= 0.0 else (s2 if t2 <= 0.0 else s1 - slope * t1)
+        return 0.0, (slope * slope if t1 < 0.0 < t2 else 0.0), sigma0 * sigma0
+    al, be = t1 / a, t2 / a
+    pa, pb, ca, cb = _pdf(al), _pdf(be), _cdf(al), _cdf(be)
+    A = (slope / a) * (pa * s1 - pb * s2)
+    B = slope * slope * (cb - ca)
+    P = 0.0
+    if energy:
+        lin0, lin1 = s1 - slope * t1, slope * a           # σ(aG) = lin0 + lin1 G on (α, β)
+        middle = (lin0 * lin0 * (cb - ca) + 2.0 * lin0 * lin1 * (pa - pb)
+                  + lin1 * lin1 * ((cb - be * pb) - (ca - al * pa)))
+        P = s1 * s1 * ca + s2 * s2 * (1.0 - cb) + middle
+    return A, B, P
+
+
+# ---------------------------------------------------------------------------------------------- the kernel
+@njit(cache=True, inline="always")
+def _horner(acc: np.ndarray, cos: np.ndarray, row: np.ndarray, col: np.ndarray, nr: int, nc: int) -> None:
+    """acc[r, j] = Σ_k cos[r, j]^k row[r, k] col[k, j] for r < nr, j < nc: Horner from k = K down to 0, two
+    orders a pass, each column row col[k] applied to all nr rows while it is in L1 (written in the plain
+    loop's order: the same numbers); acc, cos (≥ nr, ≥ nc), row (≥ nr, K+1), col (K+1, ≥ nc)."""
+    k = row.shape[1] - 1
+    for r in range(nr):
+        x = row[r, k]
+        for jj in range(nc):
+            acc[r, jj] = x * col[k, jj]
+    k -= 1
+    while k >= 1:
+        for r in range(nr):
+            x1, x0 = row[r, k], row[r, k - 1]
+            for jj in range(nc):
+                c = cos[r, jj]
+                acc[r, jj] = (acc[r, jj] * c + x1 * col[k, jj]) * c + x0 * col[k - 1, jj]
+        k -= 2
+    if k == 0:
+        for r in range(nr):
+            x = row[r, 0]
+            for jj in range(nc):
+                acc[r, jj] = acc[r, jj] * cos[r, jj] + x * col[0, jj]
+
+
+@njit(cache=True, nogil=True)
+def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows: np.ndarray, d1_rows: np.ndarray,
+               d2_rows: np.ndarray, unit_tiles: np.ndarray, h_tiles: np.ndarray, d1_tiles: np.ndarray,
+               points: np.ndarray, weights: np.ndarray, scale2: np.ndarray, class_weights: np.ndarray, rows: int,
+               t1: float, t2: float, s1: float, s2: float, cmax: float, energy: bool, grad: np.ndarray,
+               row_energy: np.ndarray) -> None:
+    """Tasks first..last−1 (task t: rows t·ROW_BLOCK .. min(rows, (t+1)·ROW_BLOCK) − 1): per row i,
+    grad_i = Σ_y scale2_y ∘ Σ_j ω_j (A_ij p_i + B_ij p_j) and row_energy_i = Σ_y κ_y Σ_j ω_j P_ij.
+
+    Per class y and point j (M points, Y classes, K = MEHLER_TERMS, chunks of C = COL_CHUNK columns):
+    unit (Y, M, d) the unit vectors u_yj, tau (Y, M) the τ_yj, h_rows, d1_rows, d2_rows (Y, M, K+1) the
+    coefficients of derivative_coefficients; the same for the columns packed by chunk, unit_tiles
+    (Y, ⌈M/C⌉, d, C) and h_tiles, d1_tiles (Y, ⌈M/C⌉, K+1, C) (column j at [.., j // C, :, j % C]);
+    points (M, d), weights ω (M,), scale2 (Y, d) = κ_y s_y², class_weights κ (Y,). The rows are
+    points[:rows]; the pair j = i is the self pair. Writes grad (rows, d) and row_energy (rows,).
+    docs/math.md §4 (the pair rules) and §8 (the drift of G).
+
+    Threads run disjoint ranges of tasks (run_pair_rows), with the GIL released. Per task and chunk of
+    columns: the cosines, Mehler's sums for all the task's pairs (Horner in c, vectorised across the
+    chunk, each coefficient row applied to all the task's rows while it is in cache), the closed forms
+    for the pairs with |c| > cmax and for the self pair, then each row adds its pairs in increasing j.
+    No reassociation and no sums across rows: a row's numbers are the same whatever the thread count.
+    """
+    ny, npts, d = unit.shape
+    chunk = unit_tiles.shape[3]
+    for blk in range(first, last):
+        i0 = blk * ROW_BLOCK
+        nr = min(ROW_BLOCK, rows - i0)
+        cos = np.empty((ROW_BLOCK, chunk))
+        acc_a = np.empty((ROW_BLOCK, chunk))
+        acc_b = np.empty((ROW_BLOCK, chunk))
+        acc_p = np.zeros((ROW_BLOCK, chunk))
+        sum_b = np.empty((ROW_BLOCK, d))
+        sum_a = np.empty(ROW_BLOCK)
+        sum_p = np.empty(ROW_BLOCK)
+        for r in range(nr):
+            row_energy[i0 + r] = 0.0
+            for e in range(d):
+                grad[i0 + r, e] = 0.0
+        for y in range(ny):
+            ui = unit[y, i0:i0 + nr]
+            ra, rb, rp = d2_rows[y, i0:i0 + nr], d1_rows[y, i0:i0 + nr], h_rows[y, i0:i0 + nr]
+            sum_a[:] = 0.0
+            sum_p[:] = 0.0
+            sum_b[:, :] = 0.0
+            for ch in range(unit_tiles.shape[1]):
+                j0 = ch * chunk
+                nc = min(chunk, npts - j0)
+                ucol, hcol, gcol = unit_tiles[y, ch], h_tiles[y, ch], d1_tiles[y, ch]
+                pts, wts = points[j0:j0 + nc], weights[j0:j0 + nc]
+                for r in range(nr):           # c_ij = Σ_e u_ie u_je, e in order (two a pass)
+                    for jj in range(nc):
+                        cos[r, jj] = 0.0
+                    for e in range(0, d - 1, 2):
+                        u0, u1 = ui[r, e], ui[r, e + 1]
+                        for jj in range(nc):
+                            cos[r, jj] = cos[r, jj] + u0 * ucol[e, jj] + u1 * ucol[e + 1, jj]
+                    if d % 2:
+                        u0 = ui[r, d - 1]
+                        for jj in range(nc):
+                            cos[r, jj] += u0 * ucol[d - 1, jj]
+                    for jj in range(nc):
+                        cos[r, jj] = min(max(cos[r, jj], -1.0), 1.0)
+                _horner(acc_a, cos, ra, hcol, nr, nc)
+                _horner(acc_b, cos, rb, gcol, nr, nc)
+                if energy:
+                    _horner(acc_p, cos, rp, hcol, nr, nc)
+                for r in range(nr):
+                    i = i0 + r
+                    # the pairs Mehler does not cover
+                    for jj in range(nc):
+                        c = cos[r, jj]
+                        if j0 + jj == i:
+                            acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = self_pair(tau[y, i], t1, t2, s1, s2, energy)
+                        elif abs(c) > cmax:
+                            sgn = 1.0 if c > 0.0 else -1.0
+                            chord = 0.0
+                            for e in range(d):
+                                diff = ui[r, e] - sgn * ucol[e, jj]
+                                chord += diff * diff
+                            omc = 0.5 * chord
+                            acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = near_pair(
+                                tau[y, i], tau[y, j0 + jj], sgn * (1.0 - omc), omc, rp[r, 0], hcol[0, jj],
+                                t1, t2, s1, s2, energy)
+                    # this chunk's pairs, in increasing j
+                    sa, sp = sum_a[r], sum_p[r]
+                    for jj in range(nc):
+                        sa += wts[jj] * acc_a[r, jj]
+                        sp += wts[jj] * acc_p[r, jj]
+                    sum_a[r], sum_p[r] = sa, sp
+                    for jj in range(0, nc - 1, 2):    # Σ_j ω_j B_ij p_j, j in order (two a pass)
+                        b0, b1 = wts[jj] * acc_b[r, jj], wts[jj + 1] * acc_b[r, jj + 1]
+                        for e in range(d):
+                            sum_b[r, e] = sum_b[r, e] + b0 * pts[jj, e] + b1 * pts[jj + 1, e]
+                    if nc % 2:
+                        b0 = wts[nc - 1] * acc_b[r, nc - 1]
+                        for e in range(d):
+                            sum_b[r, e] += b0 * pts[nc - 1, e]
+            for r in range(nr):
+                i = i0 + r
+                row_energy[i] += class_weights[y] * sum_p[r]
+                for e in range(d):
+                    grad[i, e] += scale2[y, e] * (points[i, e] * sum_a[r] + sum_b[r, e])
+
+
+def run_pair_rows(*args) -> None:
+    """pair_tasks over all tasks for its arguments after (first, last): on numba.get_num_threads() threads, each
+    taking the next few tasks as it frees up (the tasks write disjoint rows; the numbers do not depend on
+    the split). One serial Numba build: it compiles once, and numba.set_num_threads(1) makes this serial."""
+    rows = args[12]
+    tasks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+    threads = min(numba.get_num_threads(), tasks)
+    if threads <= 1:
+        pair_tasks(0, tasks, *args)
+        return
+    step = max(1, tasks // (4 * threads))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda first: pair_tasks(first, min(tasks, first + step), *args), range(0, tasks, step)))
+
+
+def _tiles(cols: np.ndarray, chunk: int) -> np.ndarray:
+    """(Y, M, n) → (Y, ⌈M/chunk⌉, n, chunk): column j at [.., j // chunk, :, j % chunk], zero-padded."""
+    ny, npts, n = cols.shape
+    blocks = -(-npts // chunk)
+    out = np.zeros((ny, blocks * chunk, n))
+    out[:, :npts] = cols
+    return np.ascontiguousarray(out.reshape(ny, blocks, chunk, n).transpose(0, 1, 3, 2))
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def _check(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray, rows: int | None):
+    points = np.ascontiguousarray(points, dtype=float)
+    weights = np.ascontiguousarray(weights, dtype=float)
+    scales = np.ascontiguousarray(np.atleast_2d(scales), dtype=float)
+    class_weights = np.ascontiguousarray(class_weights, dtype=float)
+    rows = len(points) if rows is None else int(rows)
+    if points.ndim != 2 or weights.shape != (len(points),) or scales.shape[1:] != points.shape[1:]:
+        raise ValueError(f"need points (M, d), weights (M,), scales (Y, d); got {points.shape}, {weights.shape}, "
+                         f"{scales.shape}")
+    if class_weights.shape != (len(scales),) or not 0 <= rows <= len(points):
+        raise ValueError(f"need class_weights (Y,) and 0 ≤ rows ≤ M; got {class_weights.shape}, rows = {rows}")
+    return points, weights, scales, class_weights, rows
+
+
+def pair_gradient(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
+                  t1: float, t2: float, s1: float, s2: float, rows: int | None = None,
+                  energy: bool = False) -> tuple[np.ndarray, float]:
+    """(Σ_j ω_j ∇_1 U(p_i, p_j) for i < rows, shape (rows, d);  Σ_{i<rows} Σ_j ω_i ω_j U(p_i, p_j) or NaN).
+
+    U(w, w') = Σ_y κ_y E σ(<w, x_y>)σ(<w', x_y>), x_y = s_y ∘ g (module docstring; docs/math.md §4), with
+    points p (M, d), weights ω (M,), scales s (Y, d), class weights κ (Y,) and the ramp σ (t1, t2, s1, s2).
+    The rows are points[:rows] (all by default); the pair j = i is U's derivative in its first argument at
+    c = 1. The energy (only with energy=True; about a third more work) is R_N's pair term for rows = M.
+    The Numba kernel pair_tasks on numba.get_num_threads() threads (the same bits for any count); the
+    drift of G is this plus ∇V/α (docs/math.md §8).
+    """
+    points, weights, scales, class_weights, rows = _check(points, weights, scales, class_weights, rows)
+    Ramp(t1, t2, s1, s2)                                   # checks t1 < t2
+    tau, unit = class_geometry(points, scales)
+    h, d1, d2 = (np.empty(tau.shape + (MEHLER_TERMS + 1,)) for _ in range(3))
+    coefficients_into(tau, float(t1), float(t2), float(s1), float(s2), h, d1, d2)
+    scale2 = class_weights[:, None] * scales**2
+    grad = np.empty((rows, points.shape[1]))
+    row_energy = np.empty(rows)
+    run_pair_rows(unit, tau, h, d1, d2, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), _tiles(d1, COL_CHUNK), points,
+                  weights, scale2, class_weights, rows, float(t1), float(t2), float(s1), float(s2), MEHLER_MAX_COSINE,
+                  bool(energy), grad, row_energy)
+    return grad, (float(np.sum(weights[:rows] * row_energy)) if energy else float("nan"))   # no BLAS: fixed order
+
+
+# ---------------------------------------------------------------------------------------------- the NumPy twin
+def _horner_rows(row: np.ndarray, col: np.ndarray, cos: np.ndarray) -> np.ndarray:
+    """Σ_k c_ij^k row_k[i] col_k[j] for row (K+1, n), col (K+1, M), cos (n, M): Horner, in place."""
+    acc = np.multiply.outer(row[-1], col[-1])
+    for k in range(len(row) - 2, -1, -1):
+        acc *= cos
+        acc += np.multiply.outer(row[k], col[k])
+    return acc
+
+
+def _normal_moments(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """∫_lo^hi U^n φ(U) dU for n = 0, 1, 2 (lo, hi may be ±inf)."""
+    plo, phi = npdf(lo), npdf(hi)
+    with np.errstate(invalid="ignore"):
+        xlo = np.where(np.isfinite(lo), lo * plo, 0.0)
+        xhi = np.where(np.isfinite(hi), hi * phi, 0.0)
+    m0 = ndtr(hi) - ndtr(lo)
+    return m0, plo - phi, m0 + xlo - xhi
+
+
+def _ramp_piece(ramp: Ramp, slope_u: np.ndarray, shift: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """σ(slope_u·U + shift) = f0 + f1 U on the piece of σ that contains U = u: (f0, f1)."""
+    z = slope_u * u + shift
+    m = ramp.slope
+    linear = (z > ramp.t1) & (z < ramp.t2)
+    f0 = np.where(linear, ramp.s1 + m * (shift - ramp.t1), np.where(z <= ramp.t1, ramp.s1, ramp.s2))
+    return f0, np.where(linear, m * slope_u, 0.0)
+
+
+def near_pairs_numpy(ramp: Ramp, a: np.ndarray, b: np.ndarray, c: np.ndarray, omc: np.ndarray,
+                     energy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, B, P) for pairs a, b > 0 (P,) at any c, 1 − |c| = omc, by quadrature over V (module docstring)."""
+    m = ramp.slope
+    sg = np.where(c < 0, -1.0, 1.0)
+    s = np.sqrt(omc * (2.0 - omc))
+    p, r = np.sqrt(1.0 - 0.5 * omc), np.sqrt(0.5 * omc)
+    al = (ramp.t1 / a, ramp.t2 / a)
+    be = (ramp.t1 / b, ramp.t2 / b)
+    A = (m / a) * (npdf(al[0]) * ramp_mean(ramp, b * c * al[0], b * s) - npdf(al[1]) * ramp_mean(ramp, b * c * al[1], b * s))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kinks = np.stack([(al[k] - sg * be[l]) / (2.0 * r) for k in (0, 1) for l in (0, 1)], axis=1)
+    kinks = np.clip(np.nan_to_num(kinks, nan=_V_TAIL, posinf=_V_TAIL, neginf=-_V_TAIL), -_V_TAIL, _V_TAIL)
+    fixed = np.broadcast_to(np.array((-_V_TAIL, *_V_FIXED, _V_TAIL)), (len(a), len(_V_FIXED) + 2))
+    ends = np.sort(np.concatenate([fixed, kinks], axis=1), axis=1)
+    lo, hi = ends[:, :-1, None], ends[:, 1:, None]
+    nodes, wts = np.polynomial.legendre.leggauss(_V_NODES)
+    v = (0.5 * (lo + hi) + 0.5 * (hi - lo) * nodes).reshape(len(a), -1)          # (P, 5·n)
+    wv = (0.5 * (hi - lo) * wts).reshape(len(a), -1) * npdf(v)
+    p_, r_, sg_ = p[:, None], r[:, None], sg[:, None]
+    # B: X ∈ (α1, α2) and Y ∈ (β1, β2) as an interval of U, given V = v
+    ylo = np.minimum(sg_ * be[0][:, None], sg_ * be[1][:, None])
+    yhi = np.maximum(sg_ * be[0][:, None], sg_ * be[1][:, None])
+    ulo = np.maximum((al[0][:, None] - r_ * v) / p_, (ylo + r_ * v) / p_)
+    uhi = np.minimum((al[1][:, None] - r_ * v) / p_, (yhi + r_ * v) / p_)
+    B = m * m * np.sum(wv * np.maximum(ndtr(uhi) - ndtr(ulo), 0.0), axis=1)
+    if not energy:
+        return A, B, np.full(len(a), np.nan)
+    # P: σ(aX) σ(bY) is piecewise quadratic in U between the four kinks; integrate each piece exactly
+    k1, m1 = (a * p)[:, None, None], (a * r)[:, None, None] * v[..., None]
+    k2, m2 = (sg * b * p)[:, None, None], -(sg * b * r)[:, None, None] * v[..., None]
+    knots = np.sort(np.concatenate([(np.array([ramp.t1, ramp.t2]) - m1) / k1,
+                                    (np.array([ramp.t1, ramp.t2]) - m2) / k2], axis=-1), axis=-1)   # (P, n, 4)
+    edges = np.concatenate([np.full(knots.shape[:-1] + (1,), -np.inf), knots,
+                            np.full(knots.shape[:-1] + (1,), np.inf)], axis=-1)
+    elo, ehi = edges[..., :-1], edges[..., 1:]
+    probe = np.concatenate([knots[..., :1] - 1.0, 0.5 * (knots[..., 1:] + knots[..., :-1]), knots[..., -1:] + 1.0],
+                           axis=-1)
+    f0, f1 = _ramp_piece(ramp, k1, m1, probe)
+    g0, g1 = _ramp_piece(ramp, k2, m2, probe)
+    n0, n1, n2 = _normal_moments(elo, ehi)
+    inner = np.sum(f0 * g0 * n0 + (f0 * g1 + f1 * g0) * n1 + f1 * g1 * n2, axis=-1)
+    return A, B, np.sum(wv * inner, axis=1)
+
+
+def pair_gradient_numpy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
+                        t1: float, t2: float, s1: float, s2: float, rows: int | None = None,
+                        energy: bool = False, chunk: int = 4096) -> tuple[np.ndarray, float]:
+    """NumPy twin of pair_gradient (same arguments and results): Mehler on whole (rows, M) matrices for
+    |c| ≤ MEHLER_MAX_COSINE, the V-quadrature of near_pairs_numpy above (chunk pairs at a time), the closed
+    form on the diagonal, and matrix products for the sums."""
+    points, weights, scales, class_weights, rows = _check(points, weights, scales, class_weights, rows)
+    ramp = Ramp(t1, t2, s1, s2)
+    tau, unit = class_geometry(points, scales)
+    grad = np.zeros((rows, points.shape[1]))
+    total = 0.0
+    diag = np.arange(rows)
+    for y in range(len(scales)):
+        h, d1, d2 = derivative_coefficients(ramp, tau[y])
+        cos = np.clip(unit[y, :rows] @ unit[y].T, -1.0, 1.0)
+        A = _horner_rows(d2[:, :rows], h, cos)
+        B = _horner_rows(d1[:, :rows], d1, cos)
+        P = _horner_rows(h[:, :rows], h, cos) if energy else None
+        near = np.abs(cos) > MEHLER_MAX_COSINE
+        near[diag, diag] = False
+        i, j = np.nonzero(near)
+        for lo in range(0, len(i), chunk):
+            ii, jj = i[lo:lo + chunk], j[lo:lo + chunk]
+            sgn = np.where(cos[ii, jj] > 0, 1.0, -1.0)
+            omc = 0.5 * np.sum((unit[y, ii] - sgn[:, None] * unit[y, jj]) ** 2, axis=1)
+            a_, b_, p_ = near_pairs_numpy(ramp, tau[y, ii], tau[y, jj], sgn * (1.0 - omc), omc, energy)
+            A[ii, jj], B[ii, jj] = a_, b_
+            if energy:
+                P[ii, jj] = p_
+        a = tau[y, :rows]
+        pos = a > 0
+        safe = np.where(pos, a, 1.0)
+        al, be = ramp.t1 / safe, ramp.t2 / safe
+        A[diag, diag] = np.where(pos, (ramp.slope / safe) * (npdf(al) * ramp.s1 - npdf(be) * ramp.s2), 0.0)
+        B[diag, diag] = ramp.slope**2 * np.where(pos, ndtr(be) - ndtr(al), float(ramp.t1 < 0.0 < ramp.t2))
+        grad += class_weights[y] * scales[y] ** 2 * (points[:rows] * (A @ weights)[:, None] + (B * weights) @ points)
+        if energy:
+            P[diag, diag] = ramp_second_moment(ramp, a)
+            total += class_weights[y] * float(weights[:rows] @ (P @ weights))
+    return grad, (total if energy else float("nan"))
