@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from coupled.path import HeunPath, noise_stream, require_coupling, stride_of
+from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine, remaining_times
 from particles.engine import cloud_row, layout_cloud
 from particles.run import ParticleState, initial_particles
@@ -46,7 +46,7 @@ class GradientFlowEngine:
         """G to t_end from θ(0) (or from a saved state), a snapshot per save time."""
         eps = self.config.particles.eps
         theta, k = (self.theta0, 0) if start is None else (start.theta, start.steps)
-        path = HeunPath(theta, k, stride_of(self.config), eps, self.velocity, noise_stream(self.config, theta.shape, k))
+        path = CoupledPath(theta, k, stride_of(self.config), eps, self.velocity, noise_stream(self.config, theta.shape, k))
         for t in remaining_times(self.config.save_times(), None if start is None else start.t):
             path.advance(int(round(t / eps)))
             yield Snapshot(t, path.k, cloud_row(self.problem, self.config, t, path.theta.copy(), path.k, self.theta0))

@@ -7,7 +7,7 @@ not interpolated from cell centres.
 
 The engine solves the PDE again beside its tracers (the same code, steps and numbers as /pde, so a sweep
 member needs no PDE in its own file), and takes the moments of ρ_t at every accepted PDE step, linearly
-interpolated in time between steps (second order, like Heun's step). A resumed run solves the PDE again
+interpolated in time between steps (second order, like the steps). A resumed run solves the PDE again
 from t = 0 up to the tracers' last snapshot (the same steps, so the same ρ_t, bit for bit) and goes on.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coupled.path import HeunPath, noise_stream, require_coupling, stride_of
+from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine
 from particles.engine import cloud_row, layout_cloud
 from particles.run import initial_particles
@@ -118,7 +118,7 @@ class TracerEngine:
             grad = self.problem.field_gradient(x, history.at(t), centres, dyn.alpha)
             return -2.0 * dyn.xi * (grad + dyn.lam * x)
 
-        path = HeunPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
+        path = CoupledPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
 
         def on_step(t: float, rho: np.ndarray) -> None:
             history.add(t, rho)

@@ -91,7 +91,7 @@ class ParticlesConfig(Section):
                                             "from SGD's own θ(0) and noise, to split the gap (docs/math.md §8)")
     coupled_dt: float = rule(0.0, "float", lambda v: 0 <= v < math.inf, "≥ 0 (0: auto)",
                              "time step of G and T: a whole number of steps ε dividing output.every "
-                             "(0: the largest such step ≤ 0.01)")
+                             "(0: the largest such step ≤ 0.02)")
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,13 @@ def test_linear_flows_sgd_is_the_euler_scheme_of_g_and_ou_has_no_interaction_par
         assert np.max(np.abs(ou[f"sgd_part_{q}"])) > 0                     # while SGD's Euler steps differ
 
 
-def test_parts_sum_to_the_gap_and_do_not_move_when_the_auto_step_is_halved():
-    tables = [mfdyn.run(TS, set={**SMALL_TS, "particles.coupled_dt": dt}).compare().table for dt in (0.0, 0.005)]
+SMALL_MMN = {"particles.coupled": True, "particles.n": 300, "dynamics.t_end": 1.0, "output.every": 0.5,
+             "pde.cells": 400, "output.observables": ["tanh(r - 1)", "exp(-(r - 1.4)**2)"]}
+
+
+@pytest.mark.parametrize("config,sets,half", [(TS, SMALL_TS, 0.0125 / 2), ("configs/mmn_isotropic.toml", SMALL_MMN, 0.01)])
+def test_parts_sum_to_the_gap_and_do_not_move_when_the_auto_step_is_halved(config, sets, half):
+    tables = [mfdyn.run(config, set={**sets, "particles.coupled_dt": dt}).compare().table for dt in (0.0, half)]
     coarse, fine = tables
     for q in quantities(coarse):
         total = coarse[f"total_{q}"]
