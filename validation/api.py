@@ -160,15 +160,15 @@ def sweep(spec: str | Path | dict, workers: int = 2, scheduler: str | None = Non
     """Run a sweep (a sweep file, or a dict with its keys) and return its summary as an xarray.Dataset.
 
     Members already complete in the sweep's folder are skipped. Writes the folder's index.json,
-    summary.csv, summary.h5, rates.png (when particles ran), parts.png (when they ran coupled, docs/math.md §8)
-    and, for a sweep with laziness data,
-    transition.png (or `plot`). workers: local processes (one Numba thread each); scheduler: the
-    address of a Dask distributed scheduler to run on instead. log: where progress lines go. The pool
-    starts its workers by "spawn", so a script calling this must do so under `if __name__ == "__main__":`.
+    summary.csv, summary.h5, rates.png (when particles ran), parts.png and fluctuations.png (when they ran
+    coupled, docs/math.md §8) and, for a sweep with laziness data, transition.png (or `plot`).
+    workers: local processes (one Numba thread each); scheduler: the address of a Dask distributed
+    scheduler to run on instead. log: where progress lines go. The pool starts its workers by "spawn",
+    so a script calling this must do so under `if __name__ == "__main__":`.
     """
     from validation import sweep as sw
     from validation.compare import observables_for
-    from validation.sweep_plots import plot_parts, plot_rates, plot_transition
+    from validation.sweep_plots import plot_fluctuations, plot_parts, plot_rates, plot_transition
 
     if workers < 1:
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
@@ -181,7 +181,8 @@ def sweep(spec: str | Path | dict, workers: int = 2, scheduler: str | None = Non
     written = [folder / "summary.csv", folder / "summary.h5"]
     if summary["quantities"]:
         written.append(plot_rates(folder, summary, observables))
-        written += [path for path in [plot_parts(folder, summary, observables)] if path is not None]
+        written += [path for path in (plot_parts(folder, summary, observables),
+                                      plot_fluctuations(folder, summary, observables)) if path is not None]
     if "sup_w2_pde" in summary["laziness"]["values"] and len(summary["laziness"]["x"]) > 1:
         written.append(plot_transition(folder, summary, plot))
     log("wrote " + ", ".join(str(p) for p in written))

@@ -175,3 +175,42 @@ def cmap_mappable(norm, cmap):
     from matplotlib.cm import ScalarMappable
 
     return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def plot_fluctuations(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path | None:
+    """fluctuations.png: per test function, at the last save time, sd over seeds of √N(⟨f⟩_T − ∫f dρ_t) and of
+    √N(⟨f⟩_G − ∫f dρ_t) against x with their 95% bootstrap intervals, and the tracers' std_ρ0(f∘X_t) that the
+    first must equal (the CLT of docs/math.md §8)."""
+    from matplotlib.figure import Figure
+
+    law_ = summary.get("fluctuations", {})
+    if len(law_.get("x", [])) < 2:
+        return None
+    xs, count = law_["x"], law_["mean"].shape[2]
+    cols = min(3, count)
+    rows = -(-count // cols)
+    fig = Figure(figsize=(4.4 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    for k, ax in enumerate(axes.ravel()[:count]):
+        pick = lambda name: law_[name][:, -1, k]              # noqa: E731
+        for name, low, high, label, color, shift in (("sd_sqrt_n", "sd_low", "sd_high", "tracers T", "C2", 0.97),
+                                                      ("flow_sd_sqrt_n", "flow_low", "flow_high", "gradient flow G",
+                                                       "C0", 1.03)):
+            ax.errorbar(xs * shift, pick(name), yerr=[pick(name) - pick(low), pick(high) - pick(name)], fmt="o",
+                        ms=4, color=color, capsize=2, label=f"sd·√N of {label} − ρ_t")
+        ax.plot(xs, pick("spread"), "k--", lw=1, label="tracers' std_ρ0(f∘X_t)")
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"f = {observables[k]}" if observables else f"f{k}", fontsize=9)
+        ax.set_xlabel(summary["x_key"])
+        ax.legend(frameon=False, fontsize=6)
+    for ax in axes.ravel()[count:]:
+        ax.set_visible(False)
+    fig.suptitle(f"fluctuations at the last save time over {int(law_['seeds'][0])} seeds (docs/math.md §8); "
+                 "bars: 95% bootstrap intervals", fontsize=8)
+    fig.tight_layout()
+    path = folder / "fluctuations.png"
+    fig.savefig(path, dpi=110)
+    return path
