@@ -322,3 +322,30 @@ def test_a_zipped_alpha_sweep_with_engines_per_member(tmp_path, monkeypatch):
                        ({"engines": ["particles"]}, "sweep.engines: must be a list of engines")):
         with pytest.raises(mfdyn.ConfigError, match=words):
             mfdyn.sweep({**spec, **bad}, log=lambda *_: None)
+
+
+def test_a_coupled_sweep_fits_each_part_and_checks_the_sampling_law(tmp_path, monkeypatch):
+    """particles.coupled members: the grid task runs without the coupling, each member's file holds G and T, the
+    summary fits every part (SGD, interaction, sampling) of every quantity and gives the sampling part's law per
+    N; parts.png and fluctuations.png are written."""
+    monkeypatch.chdir(tmp_path)
+    spec = {"base": str(ROOT / "configs" / "teacher_student_2d.toml"), "name": "parts", "x": "particles.n",
+            "set": {"dynamics.t_end": 0.5, "output.every": 0.25, "pde.cells": [52, 56], "particles.eps": 1e-3,
+                    "particles.coupled": True},
+            "vary": {"particles.n": [100, 400], "particles.seed": [0, 1, 2]}}
+    logged = []
+    summary = mfdyn.sweep(spec, workers=2, log=logged.append)
+    folder = tmp_path / "runs" / "parts"
+    for name in ("risk", "0", "4"):
+        for part in ("sgd", "interaction", "sampling"):
+            assert f"{part}_part_{name}" in summary.quantity.values
+    assert np.all(summary["mean"].sel(quantity="sampling_part_risk").values > 0)
+    assert summary.sampling_sd_sqrt_n.shape == (2, 3, 5)                   # (N, save time, test function)
+    assert list(summary.x_fluctuations.values) == [100.0, 400.0]
+    assert np.all(summary.sampling_spread.values[:, 0] > 0)
+    text = "\n".join(map(str, logged))
+    assert "parts of the gap against particles.n" in text and "sd(G − ρ)/sd(T − ρ)" in text
+    for figure in ("rates.png", "parts.png", "fluctuations.png"):
+        assert (folder / figure).stat().st_size > 1000
+    with mfdyn.open(next(folder.glob("pde-*.h5"))) as grid:
+        assert "gd" not in grid.groups and "tracers" not in grid.groups
