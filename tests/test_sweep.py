@@ -292,8 +292,11 @@ def test_shipped_sweeps_validate_every_member():
     n_spec = sw.load_sweep(ROOT / "configs" / "n_scaling.toml")
     values = [{k: v for _, k, v in (parse_override(o) for o in m.overrides)} for m in n_spec.members]
     ns = {v["n"] for v in values if "n" in v}
-    assert min(ns) <= 100 and max(ns) >= 12800
-    assert len({v["seed"] for v in values}) >= 8
+    assert min(ns) <= 200 and max(ns) >= 12800                              # issue 13: N = 200 … 12800, 16 seeds
+    assert len({v["seed"] for v in values}) >= 16
+    for name in ("n_scaling", "eps_scaling", "n_scaling_mmn", "clt"):      # the studies of docs/math.md §8
+        spec = sw.load_sweep(ROOT / "configs" / f"{name}.toml")
+        assert spec.config(spec.members[0]).particles.coupled, name
 
 
 def test_a_zipped_alpha_sweep_with_engines_per_member(tmp_path, monkeypatch):
