@@ -231,6 +231,21 @@ def test_unknown_problem_error_lists_the_user_problem(user_problem):
         mfdyn.run(bad)
 
 
+def test_coupling_a_problem_without_the_gradients_is_refused_before_any_file(user_problem, tmp_path, capsys):
+    """particles.coupled on a problem that defines neither population_gradient nor field_gradient (docs/math.md
+    §8): one line naming the key, the problem and the problems that can, exit 2, no file."""
+    from validation.cli import main
+
+    assert not user_problem.can_couple()
+    path = tmp_path / "user.toml"
+    path.write_text(mfdyn.Config.from_dict(config(CELLS[0])).to_toml())
+    out = tmp_path / "run.h5"
+    assert main(["run", str(path), "--set", "particles.coupled=true", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "particles.coupled" in err and NAME in err and "teacher_student" in err, err
+    assert not out.exists()
+
+
 def test_a_second_class_with_the_same_name_is_refused(user_problem):
     with pytest.raises(TypeError, match=NAME):
         class AnotherProblem(Problem):      # the class statement is the test
