@@ -12,7 +12,7 @@ import numpy as np
 
 from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine, remaining_times
-from particles.engine import cloud_row, layout_cloud
+from particles.engine import cloud_row, cloud_state, layout_cloud
 from particles.run import ParticleState, initial_particles
 
 
@@ -53,10 +53,7 @@ class GradientFlowEngine:
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The state of the n-th complete snapshot of /gd (None for n = 0)."""
-        if n == 0:
-            return None
-        return ParticleState(float(run_file.row(self.name, "time", n - 1)), run_file.row(self.name, "theta", n - 1),
-                             int(run_file.row(self.name, "steps", n - 1)))
+        return cloud_state(run_file, self.name, n)
 
 
 __all__ = ["GradientFlowEngine"]

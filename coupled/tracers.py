@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine
-from particles.engine import cloud_row, layout_cloud
-from particles.run import initial_particles
+from particles.engine import cloud_row, cloud_state, layout_cloud
+from particles.run import ParticleState, initial_particles
 from pde.engine import PDEEngine
 from pde.potential import moments_kernel
-
-
-@dataclass
-class TracerState:
-    """The tracers at SGD step `steps` (time t)."""
-
-    t: float
-    theta: np.ndarray
-    steps: int
 
 
 class MomentHistory:
@@ -43,16 +33,17 @@ class MomentHistory:
         self.moments = moments
         self.times: list[float] = []
         self.states: list[np.ndarray] = []
-        self.cache: dict[int, np.ndarray] = {}      # position in the lists → moments (reset when they shift)
+        self.values: list[np.ndarray | None] = []      # the moments of each state, once computed
 
     def add(self, t: float, rho: np.ndarray) -> None:
         self.times.append(t)
         self.states.append(np.array(rho, copy=True))
+        self.values.append(None)
 
     def _moments(self, j: int) -> np.ndarray:
-        if j not in self.cache:
-            self.cache[j] = self.moments(self.states[j])
-        return self.cache[j]
+        if self.values[j] is None:
+            self.values[j] = self.moments(self.states[j])
+        return self.values[j]
 
     def at(self, t: float) -> np.ndarray:
         times = self.times
@@ -65,9 +56,7 @@ class MomentHistory:
     def forget_before(self, t: float) -> None:
         """Drop the states no step from t on needs (keep the last one at or before t)."""
         j = max(0, bisect.bisect_right(self.times, t) - 1)
-        if j:
-            del self.times[:j], self.states[:j]
-            self.cache = {k - j: v for k, v in self.cache.items() if k >= j}
+        del self.times[:j], self.states[:j], self.values[:j]
 
 
 @register_engine
@@ -106,7 +95,7 @@ class TracerEngine:
                      "exact population risk R_N of the tracers (docs/math.md §8)")
         writer.group_attrs(self.name, stride=stride_of(self.config))
 
-    def run(self, start: TracerState | None = None) -> Iterator[Snapshot]:
+    def run(self, start: ParticleState | None = None) -> Iterator[Snapshot]:
         """T to t_end beside the PDE, a snapshot per save time after start."""
         dyn, eps = self.config.dynamics, self.config.particles.eps
         centres = self.pde.grid.centres
@@ -132,12 +121,9 @@ class TracerEngine:
             yield Snapshot(state.t, path.k, cloud_row(self.problem, self.config, state.t, path.theta.copy(), path.k,
                                                       self.theta0))
 
-    def start_state(self, run_file, n: int) -> TracerState | None:
+    def start_state(self, run_file, n: int) -> ParticleState | None:
         """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""
-        if n == 0:
-            return None
-        return TracerState(float(run_file.row(self.name, "time", n - 1)), run_file.row(self.name, "theta", n - 1),
-                           int(run_file.row(self.name, "steps", n - 1)))
+        return cloud_state(run_file, self.name, n)
 
 
 __all__ = ["TracerEngine"]

@@ -43,6 +43,14 @@ def cloud_row(problem, config, t: float, theta: np.ndarray, steps: int, theta0: 
     return {"time": t, "theta": theta, "z": problem.reduce(theta), "risk": risk, "steps": steps}
 
 
+def cloud_state(run_file, group: str, n: int) -> ParticleState | None:
+    """θ, t and steps of the n-th complete snapshot of a cloud's group (None for n = 0): where it resumes."""
+    if n == 0:
+        return None
+    return ParticleState(float(run_file.row(group, "time", n - 1)), run_file.row(group, "theta", n - 1),
+                         int(run_file.row(group, "steps", n - 1)))
+
+
 @register_engine
 class ParticleEngine:
     """SGD (or, for data-free problems, the exact particle drift) on a config: θ, z and R_N per save time."""
@@ -90,10 +98,7 @@ class ParticleEngine:
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The state of the n-th complete snapshot of /particles (None for n = 0)."""
-        if n == 0:
-            return None
-        return ParticleState(float(run_file.row(self.name, "time", n - 1)), run_file.row(self.name, "theta", n - 1),
-                             int(run_file.row(self.name, "steps", n - 1)))
+        return cloud_state(run_file, self.name, n)
 
 
-__all__ = ["ParticleEngine", "cloud_row", "layout_cloud"]
+__all__ = ["ParticleEngine", "cloud_row", "cloud_state", "layout_cloud"]
