@@ -1,0 +1,39 @@
+"""The Numba kernels of mfdyn/problems/neuron_gradient.py (G's and T's drift for a σ(w x + b)) against their
+NumPy twins, for every activation and both parameter sets, and on one thread against two (docs/math.md §8)."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from mfdyn.activations import CODES
+from mfdyn.problems.neuron_gradient import (
+    network_at_nodes,
+    network_at_nodes_numpy,
+    neuron_field_gradient,
+    neuron_field_gradient_numpy,
+)
+
+RAMP = (0.5, 1.5, -2.5, 7.5)
+
+
+@pytest.mark.parametrize("name", sorted(CODES))
+@pytest.mark.parametrize("dim", [2, 3])
+def test_kernels_match_their_numpy_twins_on_any_thread_count(name, dim):
+    rng = np.random.default_rng([dim, CODES[name]])
+    theta = rng.normal(size=(257, dim))
+    x, c = rng.normal(size=64), rng.normal(size=64)
+    out, grad = np.empty(64), np.empty((257, dim))
+    network_at_nodes(theta, x, CODES[name], *RAMP, out)
+    neuron_field_gradient(theta, x, c, CODES[name], *RAMP, grad)
+    np.testing.assert_allclose(out, network_at_nodes_numpy(theta, x, name, RAMP), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grad, neuron_field_gradient_numpy(theta, x, c, name, RAMP), rtol=1e-12, atol=1e-12)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one, grad1 = np.empty(64), np.empty((257, dim))
+        network_at_nodes(theta, x, CODES[name], *RAMP, one)
+        neuron_field_gradient(theta, x, c, CODES[name], *RAMP, grad1)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(one, out) and np.array_equal(grad1, grad)      # bit for bit
