@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mfdyn.problems import PROBLEMS
-from mfdyn.schema import REQUIRED, ConfigError, Section, choice, parse_toml_value, positive, rule, toml_key, toml_value
+from mfdyn.schema import (
+    REQUIRED,
+    ConfigError,
+    Section,
+    choice,
+    key_name,
+    parse_toml_value,
+    positive,
+    rule,
+    shown,
+    toml_key,
+    toml_value,
+)
 
 # ----------------------------------------------------------------------------- sections
 
@@ -67,7 +80,8 @@ class PdeConfig(Section):
                       "safety factor on the positivity bound dt ≤ h/(2 D a)")
     memory_gb: float = rule(4.0, "float", positive, "> 0", "refuse grids whose solve needs more memory")
     stepper: str = rule("explicit", "str", *choice("explicit", "implicit"),
-                        "SSP-RK3, or the linearly implicit step (β < ∞) for long runs to equilibrium")
+                        "SSP-RK3, or the linearly implicit step (β < ∞) for long runs to equilibrium; a noisy run "
+                        "whose first SSP-RK3 step is over 1000× below output.every is warned before it starts")
     rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off)",
                        "explicit stepper: local L1 error per step relative to the mass")
     dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step")
@@ -104,8 +118,10 @@ class OutputConfig(Section):
     observables: tuple[str, ...] | None = rule(
         None, "strings", lambda v: len(v) >= 1, "(NumPy expressions of the grid coordinates)",
         "test functions f(z) compared between the engines (default: the problem's)")
-    particle_risk: bool = rule(True, "bool", doc="compute the exact R_N of the particles at each snapshot "
-                                                 "(O(N²) for the MMN problems: switch off for large-N sweeps)")
+    particle_risk: bool = rule(True, "bool", doc="compute the exact R_N of the particles (SGD, G, T) at each snapshot; "
+                                                 "false leaves it NaN. O(N²) for the MMN problems, where it can take "
+                                                 "most of the particles' time (the progress line then says so): switch "
+                                                 "off for large-N sweeps")
 
 
 @dataclass(frozen=True)
@@ -162,8 +178,8 @@ class Config:
         Raises ConfigError listing every bad key, what is allowed and what was given.
         """
         if not isinstance(data, dict):
-            raise ConfigError([f"config: must be a table of sections ({', '.join(TABLES)}), got {data!r}"])
-        errors = [f"{name}: unknown section; allowed: {', '.join(TABLES)}" for name in data if name not in TABLES]
+            raise ConfigError([f"config: must be a table of sections ({', '.join(TABLES)}), got {shown(data)}"])
+        errors = [f"{key_name(name)}: unknown section; allowed: {', '.join(TABLES)}" for name in data if name not in TABLES]
         problem = _problem_config(data.get("problem"), errors)
         sections = {name: cls_.from_table(data.get(name, {}), errors) for name, cls_ in SECTIONS.items()}
         if problem is not None and sections["init"] is not None:
@@ -229,7 +245,7 @@ def _problem_config(table: Any, errors: list[str]) -> ProblemConfig | None:
         return None
     name = table["name"]
     if not isinstance(name, str) or name not in PROBLEMS:
-        errors.append(f"problem.name: unknown problem {name!r}; allowed: {allowed}")
+        errors.append(f"problem.name: unknown problem {shown(name)}; allowed: {allowed}")
         return None
     params = PROBLEMS[name].Params.from_table({k: v for k, v in table.items() if k != "name"}, errors, "problem")
     return None if params is None else ProblemConfig(name, params)
@@ -245,7 +261,7 @@ def _split_key(dotted: str) -> tuple[str, str]:
 def _set(data: dict, section: str, key: str, value: Any) -> None:
     table = data.setdefault(section, {})
     if not isinstance(table, dict):
-        raise ConfigError([f"{section}: must be a table, got {table!r}"])
+        raise ConfigError([f"{section}: must be a table, got {shown(table)}"])
     table[key] = value
 
 
@@ -278,8 +294,8 @@ def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
         raise ConfigError([f"config {str(path)!r}: cannot read ({exc.strerror or exc})"]) from None
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([f"config {str(path)!r}: not a text file (TOML must be UTF-8)"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not a TOML text file (invalid UTF-8 at byte {exc.start})"]) from None
     try:
         return Config.from_toml(text, overrides)
     except ConfigError as exc:
@@ -311,8 +327,39 @@ def as_config(config: Config | dict | str | Path, overrides: dict[str, Any] | No
 
 
 def _is_multiple(x: float, step: float) -> bool:
+    """x is a whole number ≥ 1 of step (to a relative 1e-6)."""
     k = x / step
-    return abs(k - round(k)) <= 1e-6 * max(1.0, k)
+    return math.isfinite(k) and round(k) >= 1 and abs(k - round(k)) <= 1e-6 * max(1.0, k)
+
+
+MAX_SNAPSHOTS = 10**6        # save times per run: more is a mistake (a file of that many rows per dataset)
+MAX_STEPS = 2**53            # SGD steps per run: beyond it the step count k of t = kε is not exact in a float
+
+
+def machine_memory() -> float:
+    """Bytes of physical memory of this machine (inf where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+def _check_sizes(cfg: Config, ndim: int, errors: list[str]) -> None:
+    """Sizes that cannot run, refused at once: too many snapshots or SGD steps,
+    more particles than the machine's memory holds (a grid too large for pde.memory_gb is refused by the engines
+    that build it, before they allocate: a particles-only run does not build the grid)."""
+    d, p, o = cfg.dynamics, cfg.particles, cfg.output
+    if d.t_end / o.every > MAX_SNAPSHOTS:
+        errors.append(f"output.every: dynamics.t_end / output.every = {d.t_end / o.every:.3g} snapshots; allowed at "
+                      f"most {MAX_SNAPSHOTS} (a larger output.every or a smaller dynamics.t_end)")
+    if d.t_end / p.eps > MAX_STEPS:
+        errors.append(f"particles.eps: dynamics.t_end / particles.eps = {d.t_end / p.eps:.3g} SGD steps; allowed at "
+                      "most 2^53 (a larger particles.eps or a smaller dynamics.t_end)")
+    machine, gib = machine_memory(), 2.0**30
+    need = 8.0 * 2 * ndim * p.n                 # θ (N × D, D ≥ the grid's dimension) and its coordinates z
+    if need > machine:
+        errors.append(f"particles.n: {p.n} particles need more than {need / gib:.3g} GiB (θ and z), over this "
+                      f"machine's {machine / gib:.1f} GiB of memory; use fewer particles.n")
 
 
 def _check_consistency(cfg: Config, errors: list[str]) -> None:
@@ -359,6 +406,7 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
         errors.append(f"dynamics.t_end: must be a whole number of SGD steps particles.eps = {p.eps}, got {d.t_end}")
     if not _is_multiple(o.every, p.eps):
         errors.append(f"output.every: must be a whole number of SGD steps particles.eps = {p.eps}, got {o.every}")
+    _check_sizes(cfg, ndim, errors)
 
 
 __all__ = ["Config", "ConfigError", "DynamicsConfig", "InitConfig", "KernelConfig", "OutputConfig", "ParticlesConfig",

@@ -13,6 +13,7 @@ build on it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import tomllib
 from collections.abc import Callable
@@ -117,6 +118,20 @@ def _always(v: Any) -> bool:
     return True
 
 
+def shown(value: Any) -> str:
+    """A given value as an error message quotes it, on one line: TOML dates and times as TOML writes them,
+    anything else as its repr (which escapes newlines)."""
+    if isinstance(value, (datetime.date, datetime.time)):      # datetime is a date
+        return value.isoformat()
+    return repr(value)
+
+
+def key_name(key: Any) -> str:
+    """A table or key name as an error message quotes it: as it is if printable, else as its repr (a TOML
+    quoted key may hold a newline)."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
 @dataclass(frozen=True)
 class Rule:
     """What one config key accepts: a kind (a key of KINDS), a check on the converted value, and its words."""
@@ -198,7 +213,7 @@ class Section:
                 continue
             ok, converted = r.accepts(value)
             if not ok:
-                errors.append(f"{key}: must be {r.describe()}, got {value!r}")
+                errors.append(f"{key}: must be {r.describe()}, got {shown(value)}")
             else:
                 object.__setattr__(self, f.name, converted)
         if errors:
@@ -209,7 +224,7 @@ class Section:
         """An instance from a TOML table (TOML key names), or None with 'section.key: …' errors appended."""
         section = section or cls.section
         if not isinstance(table, dict):
-            errors.append(f"{section}: must be a table, got {table!r}")
+            errors.append(f"{section}: must be a table, got {shown(table)}")
             return None
         fields = {f.name for f in dataclasses.fields(cls)}
         values, unknown = {}, []
@@ -218,7 +233,7 @@ class Section:
             if name in fields:
                 values[name] = raw
             else:
-                unknown.append(f"{section}.{key}: unknown key; allowed keys: "
+                unknown.append(f"{section}.{key_name(key)}: unknown key; allowed keys: "
                                + ", ".join(sorted(toml_key(n) for n in fields)))
         try:
             instance = cls(**values)
@@ -259,5 +274,5 @@ def parse_toml_value(raw: str) -> Any:
         return raw.strip()
 
 
-__all__ = ["ConfigError", "KINDS", "REQUIRED", "Rule", "Section", "choice", "finite", "parse_toml_value",
-           "positive", "rule", "toml_key", "toml_value"]
+__all__ = ["ConfigError", "KINDS", "REQUIRED", "Rule", "Section", "choice", "finite", "key_name", "parse_toml_value",
+           "positive", "rule", "shown", "toml_key", "toml_value"]

@@ -28,6 +28,7 @@ import itertools
 import os
 import platform
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class RunWriter:
             self.file = h5py.File(f"mfdyn-memory-{os.getpid()}-{next(_memory_ids)}.h5", "w", driver="core",
                                   backing_store=False, libver="latest")
         else:
+            reason = cannot_create(self.path)
+            if reason is not None:
+                raise ValueError(f"out {self.path}: {reason}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = h5py.File(self.path, "w", libver="latest")
         self.pending: dict[str, dict[str, Any]] = {}
@@ -439,6 +443,25 @@ def _copy_dataset(ds: h5py.Dataset, dst: h5py.Group, name: str, n: int) -> None:
         copy.make_scale(name)
 
 
+def cannot_create(path: str | Path) -> str | None:
+    """Why no run file can be created at path, folders RunWriter makes included, in words (None: it can).
+
+    Tried, not guessed: a probe file is created and removed in the nearest folder that exists, which also
+    catches what permission bits do not tell (a read-only file system, /proc, root's exemptions).
+    """
+    folder = Path(path).absolute().parent
+    while not os.path.lexists(folder):
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot create it: {folder} is not a directory"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mfdyn-probe-"):
+            pass
+    except OSError as exc:
+        return f"cannot create a file in {folder}: {(exc.strerror or type(exc).__name__).lower()}"
+    return None
+
+
 def free_path(path: Path) -> Path:
     """path if it does not exist, else path with the first free suffix -1, -2, …"""
     if not path.exists():
@@ -449,4 +472,5 @@ def free_path(path: Path) -> Path:
     return candidate
 
 
-__all__ = ["GROUPS", "RunFile", "RunWriter", "SCHEMA_VERSION", "copy_complete", "free_path", "provenance", "repair"]
+__all__ = ["GROUPS", "RunFile", "RunWriter", "SCHEMA_VERSION", "cannot_create", "copy_complete", "free_path",
+           "provenance", "repair"]

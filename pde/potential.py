@@ -72,10 +72,6 @@ def expand_numpy(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndarr
     """NumPy twin of expand_kernel."""
     out[:] = base + g @ phi
 
-# Arrays of grid size alive during a solve besides Φ: ρ, three RK stages, their right-hand sides,
-# ζ, Ψ, V, |θ|², U(θ,θ), log J and temporaries.
-_STATE_ARRAYS = 16
-
 
 # Feature sets larger than this (with nonnegative weights) are replaced by their best low-rank form
 COMPRESS_MIN_FEATURES = 64
@@ -94,14 +90,24 @@ def compress_features(features: np.ndarray, weights: np.ndarray,
     return np.ascontiguousarray(vectors[:, :keep].T @ scaled), float(values[keep]) if keep < len(values) else 0.0
 
 
+# Grid-sized float64 arrays alive during a solve besides Φ: ρ, the RK stages and their right-hand sides,
+# ζ, Ψ, V, |θ|², U(θ,θ), log J and temporaries
+GRID_STATE_ARRAYS = 16
+
+
 def memory_estimate(n_features: int, n_cells: int) -> int:
     """Bytes a solve needs: Φ (K × M doubles) plus the grid-sized state arrays."""
-    return 8 * (n_features * n_cells + _STATE_ARRAYS * n_cells)
+    return 8 * (n_features * n_cells + GRID_STATE_ARRAYS * n_cells)
 
 
-def check_memory(n_features: int, n_cells: int, budget_gb: float) -> None:
-    """Refuse, before anything is allocated, a grid whose solve would not fit budget_gb."""
-    need = memory_estimate(n_features, n_cells) / 2**30
+def check_memory(n_features: int | None, n_cells: int, budget_gb: float) -> None:
+    """Refuse, before anything is allocated, a grid whose solve would not fit budget_gb. n_features = None: the
+    state arrays alone, checked first because counting the features takes a pass over the cells."""
+    need = memory_estimate(n_features or 0, n_cells) / 2**30
+    if n_features is None and need > budget_gb:
+        raise ValueError(f"pde.cells: {n_cells} cells need ≈ {need:.3g} GiB for the grid's arrays alone "
+                         f"({GRID_STATE_ARRAYS} numbers of 8 bytes per cell), over pde.memory_gb = {budget_gb:g}; "
+                         "use fewer pde.cells or raise pde.memory_gb")
     if need > budget_gb:
         raise ValueError(f"pde: {n_cells} cells × {n_features} features need ≈ {need:.1f} GiB, over "
                          f"pde.memory_gb = {budget_gb:g}; use fewer pde.cells or raise pde.memory_gb")

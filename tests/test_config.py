@@ -81,3 +81,43 @@ def test_missing_required_key_and_unknown_section():
         load_config(MINIMAL + "\n[solver]\nx = 1\n", from_text=True)
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config("[problem\n", from_text=True)
+
+
+def test_a_binary_file_is_named_with_its_first_bad_byte(tmp_path):
+    path, head = tmp_path / "x.toml", b'[problem]\nname = "'
+    path.write_bytes(head + b'\xff\xfe"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: not a TOML text file (invalid UTF-8 at byte {len(head)})"
+
+
+def test_names_and_values_are_quoted_on_one_line():
+    """A TOML quoted key may hold a newline, and a date-time is no Python literal: every message stays one line."""
+    text = MINIMAL.replace("t_end = 1.0", "t_end = 1979-05-27T07:32:00Z") + '"a\\nb" = 1\n["x\\ny"]\nq = 1\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(text, from_text=True)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "dynamics.t_end: must be a number > 0, got 1979-05-27T07:32:00+00:00" in message
+    assert "dynamics.'a\\nb': unknown key" in message and "'x\\ny': unknown section" in message
+
+
+def test_sizes_that_cannot_run_are_refused_in_validation():
+    from mfdyn.config import MAX_SNAPSHOTS
+
+    # a huge grid is no config error: a particles-only run never builds it (the grid engines refuse it, test_cli)
+    assert load_config(MINIMAL, ["pde.cells=100000000"], from_text=True).pde.cells == (100000000,)
+    with pytest.raises(ConfigError) as info:                  # snapshots: t_end / every
+        load_config(MINIMAL, ["dynamics.t_end=1e300"], from_text=True)
+    assert any(p.startswith("output.every: dynamics.t_end / output.every = 2e+300 snapshots; allowed at most "
+                            f"{MAX_SNAPSHOTS}") for p in info.value.problems)
+    with pytest.raises(ConfigError, match=r"particles\.eps: dynamics\.t_end / particles\.eps = 1e\+300 SGD steps"):
+        load_config(MINIMAL, ["particles.eps=1e-300", "output.every=1.0"], from_text=True)
+    with pytest.raises(ConfigError, match=r"particles\.n: 100000000000000000 particles need more than"):
+        load_config(MINIMAL, ["particles.n=100000000000000000"], from_text=True)
+
+
+def test_a_step_of_zero_sgd_steps_is_not_a_whole_number_of_them():
+    with pytest.raises(ConfigError, match=r"particles\.coupled_dt: must be a whole number of steps"):
+        load_config(MINIMAL, ["particles.coupled_dt=1e-300"], from_text=True)
+    assert load_config(MINIMAL, ["particles.coupled_dt=0.01"], from_text=True).particles.coupled_dt == 0.01

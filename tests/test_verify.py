@@ -1,9 +1,8 @@
 """`mfdyn verify`: observed orders on the exact-solution cases of docs/math.md §6 (β = ∞).
 
 Every test here requires a passing verdict, and checks the numbers behind it against the bars of
-validation/verify.py (MIN_ORDER for the finest pair, MASS_TOL, ρ ≥ 0, a risk that never increases).
-The cases run on their full grids: the --quick grid of ou_3d (32 → 64 cells) only reaches order 1.79,
-below the bar, so the quick path is exercised on a 1-D case whose quick grid does meet it.
+validation/verify.py (MIN_ORDER for the finest pair, MASS_TOL, ρ ≥ 0, a risk that never increases),
+on the full grids and on the --quick grids of every case; a failing verdict names the check it missed.
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import pytest
 
 from validation import verify
 from validation.cli import main
-from validation.verify import CASES, MASS_TOL, MIN_ORDER, passes, run_case
+from validation.verify import CASES, MASS_TOL, MIN_ORDER, Level, format_report, passes, run_case
 
 BY_NAME = {c.name: c for c in CASES}
 
@@ -41,8 +40,13 @@ def test_one_and_two_dimensional_cases_are_second_order(name):
 
 
 def verdicts(text: str) -> dict[str, tuple[str, float]]:
-    """Case name → (verdict, printed order of the finest pair) from a verify report."""
-    return {m[1]: (m[2], float(m[3])) for m in re.finditer(r"^(\S+)\s+(ok|FAIL): order (\S+) \(bar ", text, re.MULTILINE)}
+    """Case name → (verdict, printed order of the finest pair) from a verify report's ok lines."""
+    return {m[1]: (m[2], float(m[3])) for m in re.finditer(r"^(\S+)\s+(ok): order (\S+) \(bar ", text, re.MULTILINE)}
+
+
+def failures(text: str) -> dict[str, list[str]]:
+    """Case name → the checks its FAIL line names (split at '; ')."""
+    return {m[1]: m[2].split("; ") for m in re.finditer(r"^(\S+)\s+FAIL: (.*)$", text, re.MULTILINE)}
 
 
 def rows_of(text: str, name: str) -> list[str]:
@@ -74,19 +78,57 @@ def test_verify_command_passes_and_prints_the_orders_it_judged(capsys, judged):
         assert len(rows_of(out, name)) == len(BY_NAME[name].cells)
 
 
-def test_quick_skips_the_finest_grid_and_still_meets_the_bar(capsys, judged):
-    assert main(["verify", "--case", "ou_1d", "--quick"]) == 0
+def test_the_quick_verify_command_passes_on_coarser_grids(capsys, judged):
+    """`mfdyn verify --quick` as a new user runs it: every case on grids coarser than the full run (its
+    finest level below the full one's), each meeting every bar, and the extra checks too: exit 0, no FAIL."""
+    assert main(["verify", "--quick"]) == 0
     out = capsys.readouterr().out
-    check_levels("ou_1d", judged["ou_1d"], BY_NAME["ou_1d"].cells[:-1])
-    assert verdicts(out)["ou_1d"] == ("ok", pytest.approx(judged["ou_1d"][-1].order, abs=0.005))
-    assert len(rows_of(out, "ou_1d")) == len(BY_NAME["ou_1d"].cells) - 1
+    assert set(judged) == set(BY_NAME) and "FAIL" not in out
+    printed = verdicts(out)
+    for name, levels in judged.items():
+        case = BY_NAME[name]
+        assert max(case.levels(quick=True)) < max(case.cells) and len(case.levels(quick=True)) >= 2, name
+        check_levels(name, levels, case.levels(quick=True))
+        assert printed[name] == ("ok", pytest.approx(levels[-1].order, abs=0.005)), name
+        assert len(rows_of(out, name)) == len(case.levels(quick=True))
+    assert "ok (first order" in out and out.count("ok (≤ 1e-12)") == 2
 
 
 def test_verify_command_fails_when_an_order_misses_the_bar(capsys, monkeypatch):
-    """The exit status follows the verdict: the same case against a bar it cannot meet (third order) fails."""
+    """The exit status follows the verdict: the same case against a bar it cannot meet (third order) fails,
+    and its FAIL line names the order, with the value and the bar, and none of the checks it met."""
     monkeypatch.setattr(verify, "MIN_ORDER", 3.0)
     assert main(["verify", "--case", "ou_1d"]) == 1
-    assert verdicts(capsys.readouterr().out)["ou_1d"][0] == "FAIL"
+    out = capsys.readouterr().out
+    assert "ou_1d" not in verdicts(out)
+    order = run_case(BY_NAME["ou_1d"])[-1].order
+    assert failures(out) == {"ou_1d": [f"order {order:.2f} < bar 3.0"]}
+
+
+def _levels(**worst) -> list[Level]:
+    """Two levels that pass every bar, with the finer one's fields replaced by `worst`."""
+    good = dict(l1_error=1e-3, order=2.0, mass_drift=1e-15, min_density=0.0, max_risk_increase=-1e-3, seconds=0.1)
+    return [Level(32, **{**good, "l1_error": 4e-3, "order": np.nan}), Level(64, **{**good, **worst})]
+
+
+@pytest.mark.parametrize("worst,named", [
+    ({"mass_drift": 3e-11}, f"mass drift 3.0e-11 > {MASS_TOL:g} at 64 cells"),
+    ({"min_density": -2e-9}, "positivity: min rho -2.0e-09 < 0 at 64 cells"),
+    ({"max_risk_increase": 5e-8}, "monotone R or F: it rose by 5.0e-08 at 64 cells"),
+    ({"order": 1.79}, f"order 1.79 < bar {MIN_ORDER}"),
+    ({"order": np.nan}, f"order nan < bar {MIN_ORDER}"),
+])
+def test_a_fail_line_names_only_the_check_that_failed(worst, named):
+    levels = _levels(**worst)
+    assert not passes(levels) and passes(_levels())
+    report = format_report({"case_x": levels, "case_ok": _levels()})
+    assert failures(report) == {"case_x": [named]}
+    assert set(verdicts(report)) == {"case_ok"}
+
+
+def test_a_fail_line_names_every_check_that_failed():
+    report = format_report({"case_x": _levels(order=1.5, min_density=-1.0)})
+    assert failures(report) == {"case_x": [f"order 1.50 < bar {MIN_ORDER}", "positivity: min rho -1.0e+00 < 0 at 64 cells"]}
 
 
 def test_unknown_cases_are_rejected(capsys):

@@ -36,3 +36,15 @@ def execute_gibbs(config: Config, out: Path | None) -> tuple[RunFile, bool]:
                       f"failed: not converged, residual {result.residuals[-1]:.2e} after {len(result.residuals)} "
                       "iterations")
     return (writer.reader() if out is None else RunFile.open(out)), result.converged
+
+
+def summary(run_file: RunFile) -> str:
+    """One line on how a Gibbs file's fixed-point iteration ended: its iterations (residuals evaluated) and
+    its final residual ‖T(ρ) − ρ‖₁ / mass against the tolerance pde.gibbs_tol."""
+    attrs = run_file.group_attrs("gibbs")
+    iterations, tol = int(attrs["iterations"]), float(attrs["tolerance"])
+    residual = float(run_file.fixed("gibbs", "residual")[-1])
+    if attrs["converged"]:
+        return f"gibbs: converged in {iterations} iterations, residual {residual:.1e} < tol {tol:g}"
+    return (f"gibbs: not converged after {iterations} iterations (pde.gibbs_max_iter), residual {residual:.1e} "
+            f"≥ tol {tol:g}")

@@ -11,21 +11,40 @@ def warn(message: str) -> None:
 
 
 class Progress:
-    """One status line on stderr when it is a terminal (time reached, steps/s, elapsed, ETA); silent
-    otherwise (CI, pipes, notebooks without a terminal)."""
+    """One status line on stderr when it is a terminal (time reached, steps/s, elapsed, ETA, and a note such
+    as where the time goes); silent otherwise (CI, pipes, notebooks without a terminal).
+
+    The rate is measured from the first update on (a resumed run starts at its last snapshot, with its steps
+    so far): until a second update has moved t, the line says "ETA …" and gives no steps/s.
+    """
 
     def __init__(self, label: str, t_end: float, live: bool | None = None):
         self.label, self.t_end = label, t_end
         self.start = time.perf_counter()
         self.live = sys.stderr.isatty() if live is None else live
+        self.origin: tuple[float, int, float] | None = None     # (t, steps, clock) of the first update
+        self.width = 0                                           # of the longest line shown, to overwrite it
 
-    def update(self, t: float, steps: int) -> None:
+    def line(self, t: float, steps: int, note: str = "") -> str:
+        """The status line at time t after `steps` steps (the first call fixes the rate's origin)."""
+        now = time.perf_counter()
+        if self.origin is None:
+            self.origin = (t, steps, now)
+        t0, steps0, clock0 = self.origin
+        rate, eta = "", "ETA …"
+        if t > t0 and now > clock0:
+            rate = f"{(steps - steps0) / (now - clock0):.0f} steps/s"
+            eta = f"ETA {(now - clock0) * (self.t_end - t) / (t - t0):.1f} s"
+        parts = (f"{self.label}: t = {t:.4g} / {self.t_end:.4g}", rate, f"elapsed {now - self.start:.1f} s", eta, note)
+        return "  ".join(part for part in parts if part)
+
+    def update(self, t: float, steps: int, note: str = "") -> None:
+        """Show the line (at a terminal), over the previous one."""
         if not self.live:
             return
-        elapsed = time.perf_counter() - self.start
-        eta = f"ETA {elapsed * (self.t_end - t) / t:.1f} s" if t > 0 else "ETA …"
-        print(f"\r{self.label}: t = {t:.4g} / {self.t_end:.4g}  {steps / max(elapsed, 1e-9):.0f} steps/s  "
-              f"elapsed {elapsed:.1f} s  {eta} ", end="", file=sys.stderr, flush=True)
+        text = self.line(t, steps, note)
+        self.width = max(self.width, len(text))
+        print(f"\r{text:<{self.width}} ", end="", file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self.live:
