@@ -12,7 +12,7 @@ import numpy as np
 
 from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine, remaining_times
-from particles.engine import cloud_row, cloud_state, layout_cloud
+from particles.engine import cloud_snapshot, cloud_state, layout_cloud
 from particles.run import ParticleState, initial_particles
 
 
@@ -49,7 +49,7 @@ class GradientFlowEngine:
         path = CoupledPath(theta, k, stride_of(self.config), eps, self.velocity, noise_stream(self.config, theta.shape, k))
         for t in remaining_times(self.config.save_times(), None if start is None else start.t):
             path.advance(int(round(t / eps)))
-            yield Snapshot(t, path.k, cloud_row(self.problem, self.config, t, path.theta.copy(), path.k, self.theta0))
+            yield cloud_snapshot(self.problem, self.config, t, path.theta.copy(), path.k, self.theta0)
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The state of the n-th complete snapshot of /gd (None for n = 0)."""

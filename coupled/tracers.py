@@ -19,7 +19,7 @@ import numpy as np
 
 from coupled.path import CoupledPath, noise_stream, require_coupling, stride_of
 from mfdyn.engines import Snapshot, register_engine
-from particles.engine import cloud_row, cloud_state, layout_cloud
+from particles.engine import cloud_snapshot, cloud_state, layout_cloud
 from particles.run import ParticleState, initial_particles
 from pde.engine import PDEEngine
 from pde.potential import moments_kernel
@@ -118,8 +118,7 @@ class TracerEngine:
             if start is not None and state.t <= t_start + 1e-12 * max(1.0, t_start):
                 continue                                       # a resumed run replays the PDE up to its state
             path.advance(int(round(state.t / eps)))
-            yield Snapshot(state.t, path.k, cloud_row(self.problem, self.config, state.t, path.theta.copy(), path.k,
-                                                      self.theta0))
+            yield cloud_snapshot(self.problem, self.config, state.t, path.theta.copy(), path.k, self.theta0)
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""

@@ -26,13 +26,15 @@ ENGINES: dict[str, type[Engine]] = {}
 @dataclass
 class Snapshot:
     """One saved state of an engine: the row of its datasets (with "time"), group attributes to record
-    at the end of the run, the steps taken so far, and a warning for the user (or None)."""
+    at the end of the run, the steps taken so far, a warning for the user (or None), and the seconds the row's
+    exact R_N took (what the progress line weighs against the engine's time)."""
 
     t: float
     steps: int
     row: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
+    risk_seconds: float = 0.0
 
 
 class Engine(Protocol):

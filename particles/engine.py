@@ -2,6 +2,7 @@
 mfdyn/engines.py)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,11 +29,14 @@ def layout_cloud(writer, group: str, n: int, problem, risk: str) -> None:
     writer.group_attrs(group, coords=",".join(problem.coords))
 
 
-def cloud_row(problem, config, t: float, theta: np.ndarray, steps: int, theta0: np.ndarray) -> dict:
-    """time, θ, z, R_N (of the centred model and output scale α where the config asks) and steps of a cloud;
-    raises BlowUp when R_N is not finite. R_N is NaN with output.particle_risk = false."""
+def cloud_snapshot(problem, config, t: float, theta: np.ndarray, steps: int, theta0: np.ndarray,
+                   extra: dict | None = None) -> Snapshot:
+    """The snapshot of a cloud: its row time, θ, z, R_N (of the centred model and output scale α where the config
+    asks), steps (and `extra` datasets), with the seconds R_N took; raises BlowUp when R_N is not finite. R_N is NaN
+    with output.particle_risk = false."""
     dyn = config.dynamics
     risk = np.nan                             # output.particle_risk = false: not computed
+    started = time.perf_counter()
     if config.output.particle_risk:
         with np.errstate(all="ignore"):      # huge-but-finite particles: the check below says so
             risk = (problem.exact_risk(theta) if dyn.alpha == 1.0 and not dyn.centered else
@@ -40,7 +44,8 @@ def cloud_row(problem, config, t: float, theta: np.ndarray, steps: int, theta0: 
         if not np.isfinite(risk):
             raise BlowUp(f"the particles' risk became non-finite at t = {t:.6g} (weights of size "
                          f"{np.abs(theta).max():.1e}); likely fix: a smaller particles.eps (now {config.particles.eps:g})")
-    return {"time": t, "theta": theta, "z": problem.reduce(theta), "risk": risk, "steps": steps}
+    row = {"time": t, "theta": theta, "z": problem.reduce(theta), "risk": risk, "steps": steps, **(extra or {})}
+    return Snapshot(t, steps, row, risk_seconds=time.perf_counter() - started)
 
 
 def cloud_state(run_file, group: str, n: int) -> ParticleState | None:
@@ -84,8 +89,8 @@ class ParticleEngine:
         times = remaining_times(self.config.save_times(), None if start is None else start.t)
         for state in run_sgd(self.problem, p.n, p.eps, dyn.xi, dyn.lam, p.batch, p.seed, times, dyn.beta, start,
                              dyn.alpha, dyn.centered, self.theta0):
-            row = cloud_row(self.problem, self.config, state.t, state.theta, state.steps, self.theta0)
-            yield Snapshot(state.t, state.steps, {**row, **self.laziness(state.theta)})
+            yield cloud_snapshot(self.problem, self.config, state.t, state.theta, state.steps, self.theta0,
+                                 self.laziness(state.theta))
 
     def laziness(self, theta: np.ndarray) -> dict[str, float]:
         """The coupling displacement from θ(0) and the relative change of the tangent kernel (docs/math.md §7)."""
@@ -101,4 +106,4 @@ class ParticleEngine:
         return cloud_state(run_file, self.name, n)
 
 
-__all__ = ["ParticleEngine", "cloud_row", "cloud_state", "layout_cloud"]
+__all__ = ["ParticleEngine", "cloud_snapshot", "cloud_state", "layout_cloud"]

@@ -2,13 +2,16 @@
 (docs/math.md §5; the protocol in mfdyn/engines.py)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 
+from mfdyn.config import Config
 from mfdyn.engines import Snapshot, register_engine, remaining_times
 from mfdyn.errors import BlowUp
 from mfdyn.grid import Grid, build_grid
+from mfdyn.problems import make_problem
 from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
@@ -18,6 +21,28 @@ from pde.solve import PDEState, solve
 BOUNDARY_MASS_TOL = 1e-6
 MASS_DRIFT_TOL = 1e-9       # relative: more than round-off means the run has gone wrong
 MASS_CUT_TOL = 1e-3         # a grid holding less of ρ_0 than 1 − this is refused before the run
+SLOW_STEP_RATIO = 1000      # a noisy run whose explicit first step is this many times below output.every is warned
+
+
+class _FirstStep(Exception):
+    """Stops a solve after its first accepted step (first_explicit_step)."""
+
+
+def first_explicit_step(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float, rtol: float | None,
+                        horizon: float) -> float:
+    """The dt the explicit stepper's first step from ρ takes (at most horizon): the solver's own step, taken
+    once by pde.solve.solve and stopped there, so its stable-step bound and error control decide it."""
+    taken = []
+
+    def stop(t: float, _rho: np.ndarray) -> None:
+        taken.append(t)
+        raise _FirstStep
+
+    try:
+        next(solve(op, rho, [horizon], xi, cfl, "explicit", rtol, on_step=stop))
+    except _FirstStep:
+        pass
+    return taken[0]
 
 
 def boundary_mass(rho: np.ndarray, grid: Grid, natural_lower: tuple[bool, ...]) -> float:
@@ -42,7 +67,9 @@ class PDEEngine:
     def __init__(self, problem, config):
         self.problem, self.config = problem, config
         self.grid = build_grid(problem, config)
-        check_memory(problem.feature_count(self.grid.centres), int(np.prod(self.grid.shape)), config.pde.memory_gb)
+        cells = int(np.prod(self.grid.shape))
+        check_memory(None, cells, config.pde.memory_gb)          # at once, before a pass over the cells
+        check_memory(problem.feature_count(self.grid.centres), cells, config.pde.memory_gb)
         self.rho0 = problem.initial_cell_averages(self.grid.edges)        # closed form: cheap, and checked here
         held = self.grid.integrate(self.rho0)
         if held < 1.0 - MASS_CUT_TOL:
@@ -62,6 +89,20 @@ class PDEEngine:
         self.lazy = supports_tangent_kernel(self.problem) and self.problem.dim == self.grid.ndim   # grid in θ-space
         if self.lazy:
             self.kernel0 = self.kernel(self.rho0)
+
+    def slow_step_warning(self, rho: np.ndarray) -> str | None:
+        """The warning of a noisy run (β < ∞, where pde.stepper = "implicit" is open) on the explicit stepper whose
+        first step from ρ is more than SLOW_STEP_RATIO times below output.every: the steps per unit time it
+        implies, and the way out; None otherwise. After prepare()."""
+        cfg = self.config
+        if cfg.pde.stepper != "explicit" or math.isinf(cfg.dynamics.beta):
+            return None
+        dt = first_explicit_step(self.op, rho, cfg.dynamics.xi, cfg.pde.cfl, cfg.pde.rtol or None, cfg.dynamics.t_end)
+        if dt * SLOW_STEP_RATIO >= cfg.output.every:
+            return None
+        return (f"the explicit PDE stepper's first step is dt = {dt:.2g}, about {1 / dt:.2g} steps per unit time "
+                f"({cfg.output.every / dt:.2g} per output.every = {cfg.output.every:g}); for this noisy run "
+                'pde.stepper = "implicit" (positive for any pde.dt, first order in time) takes far fewer')
 
     def kernel(self, rho: np.ndarray) -> np.ndarray:
         """H_ρ on the problem's x-quadrature, from the cell masses at the cell centres."""
@@ -103,12 +144,14 @@ class PDEEngine:
         Raises BlowUp if the mass drifts beyond round-off; warns once if mass reaches the domain edge.
         """
         worst = 0.0 if start is None else self.resumed_edge
+        slow = self.slow_step_warning(self.rho0 if start is None else start.rho)     # with the first snapshot
         for state in self.states(start, on_step):
             edge = boundary_mass(state.rho, self.grid, self.problem.natural_lower)
-            warning = None
+            warning, slow = slow, None
             if edge > BOUNDARY_MASS_TOL and worst <= BOUNDARY_MASS_TOL:
-                warning = (f"PDE mass reached the edge of the domain at t = {state.t:.4g} (fraction {edge:.2e} "
-                           "in the outermost cells); enlarge pde.bounds")
+                warning = "; ".join(filter(None, (warning, f"PDE mass reached the edge of the domain at t = "
+                                                  f"{state.t:.4g} (fraction {edge:.2e} in the outermost cells); "
+                                                  "enlarge pde.bounds")))
             worst = max(worst, edge)
             yield Snapshot(state.t, state.steps, self.row(state),
                            {"steps": state.steps, "rejected_steps": state.rejected, "boundary_mass_max": worst,
@@ -151,4 +194,13 @@ class PDEEngine:
                         float(value("dt_next")))
 
 
-__all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass"]
+def slow_step_warning(config: Config) -> str | None:
+    """PDEEngine.slow_step_warning of a config's PDE from ρ_0, without running it (it builds the grid and Ψ):
+    what a run of the config warns before it starts."""
+    engine = PDEEngine(make_problem(config), config)
+    engine.prepare(diagnostics=False)
+    return engine.slow_step_warning(engine.rho0)
+
+
+__all__ = ["BOUNDARY_MASS_TOL", "MASS_DRIFT_TOL", "PDEEngine", "boundary_mass", "first_explicit_step",
+           "slow_step_warning"]

@@ -80,16 +80,29 @@ def _run_engines(writer: RunWriter, engines: list, config: Config, starts: list 
         raise RuntimeError(str(exc)) from exc
 
 
+RISK_HINT_SHARE = 0.5       # the progress line says so when the exact R_N takes more than this part of the time
+
+
+def risk_note(risk_seconds: float, seconds: float) -> str:
+    """The progress line's hint when the particles' exact R_N takes most of an engine's time ('' otherwise)."""
+    share = risk_seconds / seconds if seconds > 0 else 0.0
+    if share <= RISK_HINT_SHARE:
+        return ""
+    return f"R_N exact {100 * share:.0f}% of time — output.particle_risk = false skips it"
+
+
 def _advance(writer: RunWriter, engines: list, config: Config, starts: list | None, progress: bool | None) -> None:
     for e, start in zip(engines, starts or [None] * len(engines)):
         shown = Progress(e.name, config.dynamics.t_end, progress)
+        risk_seconds = 0.0
         for snap in e.run(start):
             writer.append(e.name, snap.row)
             if snap.attrs:
                 writer.set_attrs(e.name, **snap.attrs)
             if snap.warning:
                 warn(snap.warning)
-            shown.update(snap.t, snap.steps)
+            risk_seconds += snap.risk_seconds
+            shown.update(snap.t, snap.steps, risk_note(risk_seconds, time.perf_counter() - shown.start))
         shown.done()
 
 
@@ -161,4 +174,4 @@ def resume(path: Path, progress: bool | None = None) -> Path:
     return path
 
 
-__all__ = ["ENGINE_CHOICES", "build_engines", "engine_names", "execute", "resume"]
+__all__ = ["ENGINE_CHOICES", "build_engines", "engine_names", "execute", "resume", "risk_note"]
