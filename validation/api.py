@@ -12,6 +12,8 @@ The CLI is a thin layer over these functions.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -81,20 +83,64 @@ class Run:
         return f"<mfdyn.Run {self.file.name} {self.config.problem.name} status={self.status!r} snapshots {{{counts}}}>"
 
     # ------------------------------------------------------------------ what it says
-    def compare(self, against: Run | None = None):
+    def compare(self, against: Run | str | Path | None = None):
         """The comparison of PDE and particles at their common times: a Comparison, whose str() is the
         table `mfdyn compare` prints, c["risk_gap"] an array, c.to_xarray() an xarray.Dataset on (time,
-        quantile). against: a run holding the /pde to compare with, when it is another file (a sweep
-        member's PDE)."""
-        from validation.compare import Comparison
+        quantile). against: another file (a Run or a path) to compare with, in either role: one holding the /pde
+        for this run's particles, a run whose particles meet this file's /pde, or the Gibbs state of this run's
+        config (mfdyn.gibbs), which gives a GibbsComparison of this run's last state with ρ*. Without it, a sweep
+        member (a file with /particles only) is compared with its PDE file, found through the sweep's index.json.
+        The two configs must agree but for [output], [particles], [kernel], dynamics.t_end and the PDE's stepping
+        keys (ValueError naming the first key that differs)."""
+        from validation.compare import compare_files
 
-        return Comparison.of(self.file, None if against is None else against.file)
+        with self._partner(against) as (other, source):
+            return compare_files(self.file, other, source)
 
-    def plot(self, path: str | Path | None = None):
-        """The comparison figure as a matplotlib Figure; written to path (PNG, PDF, SVG) if given."""
+    def plot(self, path: str | Path | None = None, against: Run | str | Path | None = None):
+        """The comparison figure as a matplotlib Figure; written to path (PNG, PDF, SVG) if given. against: as for
+        compare (the PDE drawn is that file's); a Gibbs comparison has no figure (ValueError)."""
+        from validation.compare import Comparison, roles
         from validation.plots import comparison_figure
 
-        return comparison_figure(self.file, self.compare().table, None if path is None else Path(path))
+        with self._partner(against) as (other, source):
+            run, pde, gibbs = roles(self.file, other)
+            if gibbs:
+                raise ValueError("--plot: a comparison with a Gibbs state has no figure (ρ* has no time axis); draw "
+                                 f"the run's own with mfdyn compare {run.name} --plot FIG.png")
+            table = Comparison.of(run, pde, source).table
+            return comparison_figure(run, table, None if path is None else Path(path),
+                                     **({} if pde is None else {"pde": pde}))
+
+    def movie(self, path: str | Path, fps: float = 10, every: int = 1, overwrite: bool = False,
+              progress: bool | None = None) -> Path:
+        """Write the movie of this run to path (.gif through Pillow, .mp4 through ffmpeg) and return the path: the
+        PDE density with the particles over it, one frame per PDE save time (every: each every-th), beside the risk
+        of both with a time cursor; fps frames per second. An existing path is refused unless overwrite=True.
+        progress: the line "movie: frame k/F" on stderr (default: when stderr is a terminal). Bad input (format,
+        fps, every, a file without /pde or /particles, MP4 without ffmpeg): ValueError, before anything is drawn."""
+        from validation.movie import write_movie
+
+        return write_movie(self.file, path, fps, every, overwrite, progress)
+
+    @contextmanager
+    def _partner(self, against: Run | str | Path | None) -> Iterator[tuple[RunFile | None, str | None]]:
+        """(the file to compare with, the line saying where it came from): `against` (opened if it is a path), or
+        for a sweep member holding /particles only its PDE file from index.json, or (None, None)."""
+        if isinstance(against, Run):
+            yield against.file, None
+            return
+        path, source = (None if against is None else Path(against)), None
+        if path is None and self.path is not None and self.file.has("particles") and not self.file.has("pde"):
+            from validation.sweep import member_pde_file
+
+            path = member_pde_file(self.path)
+            source = f"PDE from {path} (this sweep member's PDE file, listed in index.json)"
+        if path is None:
+            yield None, None
+            return
+        with RunFile.open(path) as other:
+            yield other, source
 
     # ------------------------------------------------------------------ its file
     def close(self) -> None:
