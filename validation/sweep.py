@@ -54,7 +54,7 @@ from mfdyn.schema import toml_value
 from mfdyn.storage import RunFile
 from validation.compare import PARTS
 from validation.fluctuations import law
-from validation.rates import fit_slope, summarize
+from validation.rates import BREAK_P_VALUE, fit_slope, summarize
 from validation.workers import one_numba_thread
 
 KEYS = ("base", "name", "folder", "x", "engines", "fit_from", "set", "vary", "zip")
@@ -362,10 +362,15 @@ def fluctuation_record(x: float, n: int, table: dict[str, np.ndarray]) -> dict:
 
 
 def rates(folder: Path) -> dict:
-    """Sup-gaps per member, seed means per x, slopes with bootstrap intervals, the t = 0 Monte Carlo check, and
-    the laziness per x with its slopes (fitted on x ≥ fit_from)."""
+    """Sup-gaps per member, seed means per x, slopes with bootstrap intervals and broken-line fits, the t = 0 Monte
+    Carlo check, the laziness per x with its slopes (fitted on x ≥ fit_from), and "quantity": what the problem
+    calls R (Problem.quantity: "risk", or "energy" for the linear flows), for the figures' labels."""
+    from mfdyn.problems import PROBLEMS
+
     index = json.loads((folder / "index.json").read_text())
     key = index["x"]
+    with RunFile.open(folder / index["members"][0]["grid"]) as f:
+        quantity = PROBLEMS[load_config(f.config_toml, from_text=True).problem.name].quantity
     records, lazy, fluctuations = [], [], []
     for member in index["members"]:
         values = member_values(member)
@@ -389,6 +394,7 @@ def rates(folder: Path) -> dict:
                             "mc": monte_carlo_t0(grid_file, run_file)})
         lazy.append({"x": x, **_laziness(files)})
     summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
+    summary["quantity"] = quantity
     summary["fluctuations"] = law(fluctuations)
     summary["laziness"] = _laziness_summary(lazy if key in LAZY_KEYS else [], index.get("fit_from", 0.0))
     return summary
@@ -409,8 +415,21 @@ def _laziness_summary(lazy: list[dict], fit_from: float) -> dict:
     return out
 
 
+BREAK_COLUMNS = ("break_x", "slope_below_break", "slope_above_break", "break_p_value")
+
+
+def break_values(broken) -> tuple[float, float, float, float]:
+    """A quantity's broken-line fit (validation.rates.BrokenLine or None) as BREAK_COLUMNS: x_b and the two slopes
+    where the break is kept (NaN otherwise), and the F-test's p (NaN where no fit was possible)."""
+    if broken is None:
+        return (np.nan,) * 4
+    kept = (broken.x_break, broken.slope_low, broken.slope_high) if broken.kept else (np.nan,) * 3
+    return (*kept, broken.p_value)
+
+
 def summary_dataset(summary: dict):
-    """The summary as an xarray.Dataset: gaps on (quantity, x), laziness on x_lazy, slopes in variables and attrs."""
+    """The summary as an xarray.Dataset: gaps on (quantity, x), laziness on x_lazy, slopes and the broken-line fits
+    (BREAK_COLUMNS, per quantity) in variables, laziness slopes in attrs."""
     import xarray as xr
 
     names = list(summary["quantities"])
@@ -424,6 +443,11 @@ def summary_dataset(summary: dict):
                          "ci_high": ("quantity", [q[n]["ci"][1] for n in names]), "seeds": ("quantity", stack("seeds"))},
                         coords={"quantity": names, "x": summary["x"]}, attrs=ds.attrs)
         ds["mean"].attrs["long_name"] = "mean over seeds of sup_t gap"
+        breaks = np.array([break_values(q[n]["broken"]) for n in names])
+        for column, values in zip(BREAK_COLUMNS, breaks.T):
+            ds[column] = ("quantity", values)
+        ds["break_x"].attrs["long_name"] = "break point x_b of the broken-line fit in log-log (NaN: one line suffices)"
+        ds["break_p_value"].attrs["long_name"] = "F-test of the broken line against one line"
     lazy = summary["laziness"]
     for name, values in lazy["values"].items():
         ds[name] = xr.DataArray(values, dims=("x_lazy",), coords={"x_lazy": lazy["x"]})
@@ -442,14 +466,15 @@ def summary_dataset(summary: dict):
 
 
 def write_summary(folder: Path, summary: dict) -> None:
-    """summary.csv (one row per quantity and x, then the laziness per x) and summary.h5 (the Dataset, netCDF)."""
+    """summary.csv (one row per quantity and x, with the slope, its interval and the broken-line fit; then the
+    laziness per x) and summary.h5 (the Dataset, netCDF)."""
     with open(folder / "summary.csv", "w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["quantity", summary["x_key"], "mean_sup_gap", "stderr", "mean_gap_t0", "mc_prediction_t0",
-                      "slope", "ci_low", "ci_high"])
+                      "slope", "ci_low", "ci_high", *BREAK_COLUMNS])
         for q, d in summary["quantities"].items():
             for x, m, e, t0, p in zip(summary["x"], d["mean"], d["stderr"], d["t0"], d["t0_predicted"]):
-                out.writerow([q, x, m, e, t0, p, d["slope"], *d["ci"]])
+                out.writerow([q, x, m, e, t0, p, d["slope"], *d["ci"], *break_values(d["broken"])])
         lazy = summary["laziness"]
         if lazy["values"]:
             out.writerow([])
@@ -464,15 +489,29 @@ def is_part(quantity: str) -> bool:
     return quantity.split("_part_")[0] in PARTS and "_part_" in quantity
 
 
+def break_text(d: dict) -> str | None:
+    """One quantity's kept broken-line fit in words (None when one line suffices)."""
+    broken = d["broken"]
+    if broken is None or not broken.kept:
+        return None
+    return (f"broken line: slope {broken.slope_low:+.3f} up to x_b = {broken.x_break:.4g}, {broken.slope_high:+.3f} "
+            f"above (F-test against one line: p = {broken.p_value:.1g})")
+
+
 def format_summary(summary: dict, observables: tuple[str, ...] = ()) -> str:
+    """The printed summary of a sweep: the rates of the gaps (slopes, intervals, broken lines), the t = 0 check,
+    the mean sup-gaps per x, then the parts, the sampling law and the laziness where the sweep has them."""
     lines = []
     gaps = {q: d for q, d in summary["quantities"].items() if not is_part(q)}
     if gaps:
-        lines.append(f"rates against {summary['x_key']} (slope of log mean sup_t gap; 95% bootstrap interval over seeds)")
+        lines.append(f"rates against {summary['x_key']} (slope of log mean sup_t gap; 95% bootstrap interval over seeds; "
+                     f"a broken line where it fits clearly better than one, F-test p < {BREAK_P_VALUE:g})")
         for q, d in gaps.items():
             label = q if not q.startswith("gap_") or not observables else f"{q} = {observables[int(q[4:])]}"
             lines.append(f"  {label:<36} slope {d['slope']:+.3f}  [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]  "
                          f"({d['seeds']} seeds)")
+            if break_text(d):
+                lines.append(f"  {'':<36} {break_text(d)}")
         lines.append("t = 0: mean gap / Monte Carlo prediction sqrt(2/π) std_f / sqrt(N), per x:")
         for q, d in gaps.items():
             if np.all(np.isfinite(d["t0_predicted"])):
@@ -508,6 +547,8 @@ def format_parts_summary(summary: dict, observables: tuple[str, ...] = ()) -> li
         cells = [f"{part} {q[f'{part}_part_{name}']['slope']:+.2f} [{q[f'{part}_part_{name}']['ci'][0]:+.2f}, "
                  f"{q[f'{part}_part_{name}']['ci'][1]:+.2f}]" for part in PARTS]
         lines.append(f"  {label:<30} " + "   ".join(cells))
+        lines += [f"  {'':<30} {part} part: {break_text(q[f'{part}_part_{name}'])}" for part in PARTS
+                  if break_text(q[f"{part}_part_{name}"])]
     lines.append(f"  {summary['x_key']:>14}  " + "  ".join(f"{p[:5]}_{n[:4]:<4}".rjust(11) for n in names for p in PARTS))
     for i, x in enumerate(summary["x"]):
         lines.append(f"  {x:>14g}  " + "  ".join(f"{q[f'{p}_part_{n}']['mean'][i]:11.3e}" for n in names for p in PARTS))
@@ -531,3 +572,21 @@ def format_fluctuations(summary: dict) -> list[str]:
                          f"{pick('ratio'):>6.3f}  {pick('flow_sd_sqrt_n'):9.4f} [{pick('flow_low'):.4f}, "
                          f"{pick('flow_high'):.4f}]  {pick('amplification'):>6.3f}")
     return lines
+
+
+def member_pde_file(run_file: Path) -> Path:
+    """The PDE file (pde-<hash>.h5) of a sweep member's run file (run-<hash>.h5, /particles only), from the
+    index.json of its folder; ValueError (one line) if there is no index.json there or it does not list the file."""
+    run_file = Path(run_file)
+    index_path = run_file.parent / "index.json"
+    try:
+        members = json.loads(index_path.read_text())["members"]
+    except FileNotFoundError:
+        raise ValueError(f"{run_file}: holds no /pde, and there is no {index_path} beside it to find its PDE file; "
+                         "name one with --against PDE.h5") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{index_path}: not a sweep index ({type(exc).__name__}: {exc})") from None
+    for member in members:
+        if member.get("file") == run_file.name:
+            return run_file.parent / member["grid"]
+    raise ValueError(f"{run_file}: not listed in {index_path}; name its PDE file with --against PDE.h5")

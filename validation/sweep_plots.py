@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mfdyn.storage import RunFile
+from validation.rates import BREAK_P_VALUE
 from validation.sweep import is_part, member_values
 
 # The theory's slope for the swept key (docs/math.md §2, §8): N^(−1/2) propagation of chaos, MMN's sqrt(ε)
@@ -15,37 +16,86 @@ THEORY_SLOPES = {"particles.n": (-0.5, r"theory $x^{-1/2}$"), "particles.eps": (
 
 
 def _reference(ax, xs: np.ndarray, key: str, start: float) -> None:
-    """The theory's slope for the swept key through the first point, where it has one."""
+    """The theory's slope for the swept key (THEORY_SLOPES) through the first point, where it has one."""
     if key in THEORY_SLOPES:
         slope, label = THEORY_SLOPES[key]
         ax.plot(xs, start * (xs / xs[0]) ** slope, "k--", lw=1, label=label)
 
 
-def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
-    """rates.png: mean sup-gaps against x on log-log axes (error bars: standard error over seeds), fitted lines,
-    and the theory's reference slope for the swept key. The parts of the gap have their own figure (plot_parts)."""
+def _fit(ax, xs: np.ndarray, d: dict, color: str) -> str:
+    """A quantity's fit drawn on log-log axes: the broken line (validation.rates.broken_line) where it is kept, with
+    its break point marked, else the least-squares line; returns the words for its legend entry."""
+    slope = f"slope {d['slope']:+.2f}" + (f" [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]" if np.all(np.isfinite(d["ci"])) else "")
+    broken = d["broken"]
+    if broken is not None and broken.kept:
+        dense = np.geomspace(xs[0], xs[-1], 200)
+        ax.plot(dense, broken(dense), "-", color=color, lw=1.6)
+        ax.plot([broken.x_break], broken(np.array([broken.x_break])), "|", color=color, ms=14, mew=2)
+        return (f"{slope}; broken line {broken.slope_low:+.2f} → {broken.slope_high:+.2f} at x_b = "
+                f"{broken.x_break:.4g}")
+    if np.isfinite(d["slope"]):
+        ax.plot(xs, np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs))), "-", color=color,
+                lw=0.8)
+    return slope
+
+
+def _bars_note(seeds: int) -> str:
+    """What the error bars and brackets are (validation/rates.py)."""
+    if seeds < 2:
+        return "one seed per x: no error bars, no interval for the slopes"
+    return (f"bars: ±1 standard error of the mean over {seeds} seeds; [ ]: 95% bootstrap interval of the slope "
+            "(seeds resampled)")
+
+
+def _gap_label(q: str, quantity: str, observables: tuple[str, ...]) -> str:
+    """A summary quantity in words: the risk gap (by the problem's name for R), a test function, or W1."""
+    if q == "risk":
+        return f"{quantity} |R_N − R − 1/N term|"
+    if q.startswith("gap_"):
+        return f"f = {observables[int(q[4:])]}" if observables else f"f{q[4:]}"
+    return "W1(particles, ρ_t)" if q == "w1" else q
+
+
+def rates_figure(summary: dict, observables: tuple[str, ...] = ()):
+    """The figure of rates.png (a matplotlib Figure): per gap (the risk gap, each test function, W1; not the parts of
+    the gap) the mean over seeds of sup_t gap against x on log-log axes, with ±1 standard error bars, the
+    least-squares line (slope and 95% bootstrap interval in the legend) or, where it is clearly better, the broken
+    line with its break point x_b marked (validation.rates.broken_line), and the theory's reference slope for the
+    swept key (THEORY_SLOPES; none for other keys). The legend is outside the axes."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.6))
-    ax = fig.add_subplot()
     xs = summary["x"]
     gaps = {q: d for q, d in summary["quantities"].items() if not is_part(q)}
+    fig = Figure(figsize=(8.0, 7.0), layout="constrained")
+    ax = fig.add_subplot()
     for k, (q, d) in enumerate(gaps.items()):
-        label = observables[int(q[4:])] if q.startswith("gap_") and observables else q
-        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=f"C{k}", label=f"{label}: slope {d['slope']:+.2f}")
-        if np.isfinite(d["slope"]):
-            fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
-            ax.plot(xs, fit, "-", color=f"C{k}", lw=0.8)
+        color = f"C{k}"
+        ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt="o", ms=4, color=color, capsize=2,
+                    label=f"{_gap_label(q, summary['quantity'], observables)}: {_fit(ax, xs, d, color)}")
     _reference(ax, xs, summary["x_key"], next(iter(gaps.values()))["mean"][0])
-    ax.errorbar([], [], yerr=[], fmt="o", color="gray", ms=4, label="mean over seeds ± standard error")
+    seeds = next(iter(gaps.values()))["seeds"]
+    ax.errorbar([], [], yerr=[], fmt="o", ms=4, color="gray", capsize=2, label=_bars_note(seeds))
+    if any(d["broken"] is not None and d["broken"].kept for d in gaps.values()):
+        ax.plot([], [], ls="", marker="|", ms=10, mew=2, color="gray",
+                label=f"x_b: break of a broken line, kept where it beats one line (F-test p < {BREAK_P_VALUE:g})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(summary["x_key"])
     ax.set_ylabel("mean over seeds of sup_t gap")
-    ax.legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    ax.set_title(f"particles against the PDE: sup over t of each gap, against {summary['x_key']}", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    references = {label for _, label in THEORY_SLOPES.values()}
+    order = sorted(range(len(labels)), key=lambda i: labels[i] in references or labels[i].startswith("x_b"))
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", frameon=False,
+               fontsize=7.5)
+    return fig
+
+
+def plot_rates(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path:
+    """rates.png in the sweep folder (rates_figure); returns its path. The parts of the gap have their own figure
+    (plot_parts)."""
     path = folder / "rates.png"
-    fig.savefig(path, dpi=110)
+    rates_figure(summary, observables).savefig(path, dpi=110)
     return path
 
 
@@ -53,9 +103,10 @@ PART_STYLE = {"sgd": ("SGD part S − G", "C3", "o"), "interaction": ("interacti
               "sampling": ("sampling part T − ρ", "C2", "^")}
 
 
-def plot_parts(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path | None:
-    """parts.png: per quantity (the risk and each test function) the mean sup_t |part| of each part of the gap
-    (docs/math.md §8) against x, ± standard error, with its fitted slope and the theory's reference."""
+def parts_figure(summary: dict, observables: tuple[str, ...] = ()):
+    """The figure of parts.png (a matplotlib Figure), None if the sweep has no parts: per quantity (the risk and each
+    test function) the mean sup_t |part| of each part of the gap (docs/math.md §8) against x, ±1 standard error,
+    with its fit (as in rates_figure) and the theory's reference slope."""
     from matplotlib.figure import Figure
 
     names = [q[len("sgd_part_"):] for q in summary["quantities"] if q.startswith("sgd_part_")]
@@ -63,30 +114,34 @@ def plot_parts(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -
         return None
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig = Figure(figsize=(4.4 * cols, 3.6 * rows))
+    fig = Figure(figsize=(5.2 * cols, 4.4 * rows), layout="constrained")
     xs, q = summary["x"], summary["quantities"]
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
     for ax, name in zip(axes.ravel(), names):
         for part, (label, color, marker) in PART_STYLE.items():
             d = q[f"{part}_part_{name}"]
-            ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt=marker, ms=4, color=color,
-                        label=f"{label}: slope {d['slope']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]")
-            if np.isfinite(d["slope"]):
-                fit = np.exp(np.polyval(np.polyfit(np.log(xs), np.log(d["mean"]), 1), np.log(xs)))
-                ax.plot(xs, fit, "-", color=color, lw=0.8)
+            ax.errorbar(xs, d["mean"], yerr=d["stderr"], fmt=marker, ms=4, color=color, capsize=2,
+                        label=f"{label}: {_fit(ax, xs, d, color)}")
         _reference(ax, xs, summary["x_key"], q[f"sampling_part_{name}"]["mean"][0])
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title("risk R" if name == "risk" else f"f = {observables[int(name)]}" if observables else f"f{name}",
-                     fontsize=9)
+        ax.set_title(f"{summary['quantity']} R" if name == "risk" else
+                     f"f = {observables[int(name)]}" if observables else f"f{name}", fontsize=9)
         ax.set_xlabel(summary["x_key"])
         ax.set_ylabel("mean over seeds of sup_t |part|")
-        ax.legend(frameon=False, fontsize=6)
+        ax.legend(frameon=False, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
-    fig.suptitle("where the gap comes from (docs/math.md §8); error bars: standard error over seeds; "
-                 "brackets: 95% bootstrap interval of the slope", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(f"where the gap comes from (docs/math.md §8); {_bars_note(q[f'sgd_part_{names[0]}']['seeds'])}",
+                 fontsize=8)
+    return fig
+
+
+def plot_parts(folder: Path, summary: dict, observables: tuple[str, ...] = ()) -> Path | None:
+    """parts.png in the sweep folder (parts_figure); returns its path, or None if the sweep has no parts."""
+    fig = parts_figure(summary, observables)
+    if fig is None:
+        return None
     path = folder / "parts.png"
     fig.savefig(path, dpi=110)
     return path
@@ -143,7 +198,7 @@ def plot_transition(folder: Path, summary: dict, path: Path | None = None) -> Pa
         left.plot([], [], "o", color="gray", ms=3, label="particles, where they ran")
     left.set_yscale("log")
     left.set_xlabel("t")
-    left.set_ylabel("risk R_α(t)")
+    left.set_ylabel(f"{summary['quantity']} R_α(t)")
     left.legend(frameon=False, fontsize=8)
     bar = fig.colorbar(cmap_mappable(norm, cmap), ax=left)
     bar.set_label(f"α ({key})")

@@ -59,6 +59,9 @@ class Problem(ABC):
     # Whether there is a network output f_ρ at all (False for the data-free linear flows): α and
     # the centred model act on it.
     has_network: ClassVar[bool] = True
+    # What R(ρ) is called in figures and legends: the population risk of a network, or what a problem
+    # without one tracks (the linear flows' energy 2∫V dρ + ∫∫U dρ dρ).
+    quantity: ClassVar[str] = "risk"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,6 +131,11 @@ class Problem(ABC):
     @abstractmethod
     def reduce(self, theta: np.ndarray) -> np.ndarray:
         """θ (n, D) → reduced coordinates z (n, len(coords))."""
+
+    def teacher_points(self, alpha: float = 1.0) -> np.ndarray | None:
+        """The teacher's neurons as points of the grid (reduced) coordinates, (m, len(coords)), for a problem whose
+        target is a network of the student's kind with output scale α; None when the target is no such network."""
+        return None
 
     @abstractmethod
     def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:

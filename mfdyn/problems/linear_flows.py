@@ -89,6 +89,7 @@ class _GaussianFlow(Problem):
 
     network = "potential"
     has_network = False
+    quantity = "energy"          # R = 2∫V dρ + ∫∫U dρ dρ: no network, so no risk
     # extra contraction rate of the spread about the mean (0: OU; 1: quadratic interaction)
     spread_rate: float = 0.0
 

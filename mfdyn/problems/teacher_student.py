@@ -155,6 +155,20 @@ class TeacherStudent(Problem):
     def reduce(self, theta: np.ndarray) -> np.ndarray:
         return np.array(theta, copy=True)
 
+    def teacher_points(self, alpha: float = 1.0) -> np.ndarray | None:
+        """The m teacher neurons (a_j, w_j[, b_j]) as the student's own points (m a_j/α, w_j[, b_j]), (m, D): a
+        student of output scale α with mass 1/m at each of them computes f* = Σ_j a_j σ(w_j x + b_j) exactly.
+        None for a named target. With θ = (a, w), neurons with b_j ≠ 0 are not points of θ-space and are left out
+        (None if that is all of them)."""
+        if self.params.target != "teacher":
+            return None
+        neurons = np.array([(list(n) + [0.0])[:3] for n in self.params.teacher], dtype=float)
+        if self.dim == 2:
+            neurons = neurons[neurons[:, 2] == 0.0, :2]
+        if not len(neurons):
+            return None
+        return neurons * np.r_[len(self.params.teacher) / alpha, np.ones(self.dim - 1)]
+
     def exact_risk(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> float:
         """R_α(ρ_N) = Σ_k q_k (f*(x_k) − α ŷ(x_k))² + noise², with the grid's quadrature rule (module docstring);
         ŷ − ŷ_0 in place of ŷ for the centred model (theta0: the initial particles; docs/math.md §7)."""
