@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_BROKEN_PIPE = 141      # stdout closed by its reader: 128 + SIGPIPE, as a Unix tool reports it
 
 
 class UsageError(Exception):
@@ -33,9 +35,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="both (pde + particles, the default), all (pde + particles + kernel), or one engine: "
                           "pde, particles, kernel")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    cmp_ = sub.add_parser("compare", help="table of PDE vs SGD, and a figure")
-    cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run`")
-    cmp_.add_argument("--plot", type=Path, metavar="FIG.png", help="write the comparison figure here")
+    cmp_ = sub.add_parser("compare", help="table of PDE vs SGD (or of a run against its Gibbs state), and a figure")
+    cmp_.add_argument("run", type=Path, help="a run file written by `mfdyn run` (a sweep member finds its PDE file "
+                                             "through index.json), or a Gibbs file with --against")
+    cmp_.add_argument("--against", type=Path, metavar="OTHER.h5",
+                      help="compare with this file: a run of the same config holding the /pde (or the particles) "
+                           "RUN lacks, or the Gibbs state of RUN's config (mfdyn gibbs); either order")
+    cmp_.add_argument("--plot", type=Path, metavar="FIG.png",
+                      help="write the comparison figure here (not for a comparison with a Gibbs state)")
+    mov = sub.add_parser("movie", help="the PDE density evolving with the particles over it, as a GIF or MP4")
+    mov.add_argument("run", type=Path, metavar="RUN.h5",
+                     help="a run file written by `mfdyn run` (with /pde, /particles or both)")
+    mov.add_argument("out", type=Path, metavar="OUT", help="the movie: OUT.gif (Pillow) or OUT.mp4 (ffmpeg)")
+    mov.add_argument("--fps", type=float, default=10.0, metavar="N", help="frames per second (default 10)")
+    mov.add_argument("--every", type=int, default=1, metavar="K",
+                     help="one frame per K-th PDE save time (default 1: every save)")
+    mov.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     gib = sub.add_parser("gibbs", help="the self-consistent Gibbs state ρ* ∝ J e^{−βΨ_λ(ρ*)} on the grid")
     gib.add_argument("config", type=Path, help="TOML config with a finite dynamics.beta")
     gib.add_argument("--out", type=Path, help="output file (default: runs/<config name>-gibbs.h5)")
@@ -54,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="exact-solution cases under grid refinement (docs/math.md §6)")
     ver.add_argument("--case", action="append", default=None, metavar="NAME",
                      help="run only these cases (repeatable); default: all")
-    ver.add_argument("--quick", action="store_true", help="skip the finest grid of each case")
+    ver.add_argument("--quick", action="store_true",
+                     help="coarser grids (the finest of each case skipped, or the case's own quick grids)")
     return p
 
 
@@ -77,12 +93,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _output_path(args: argparse.Namespace, suffix: str = "") -> tuple[Path, bool]:
-    """(--out, --overwrite) if --out is given, else (the next free runs/<config name><suffix>.h5, False)."""
-    from mfdyn.storage import free_path
+    """(--out, --overwrite) if --out is given, else (the next free runs/<config name><suffix>.h5, False);
+    UsageError, before any engine is built, if no file can be created there."""
+    from mfdyn.storage import cannot_create, free_path
 
-    if args.out is None:
-        return free_path(Path("runs") / f"{args.config.stem}{suffix}.h5"), False
-    return args.out, args.overwrite
+    out, overwrite = ((free_path(Path("runs") / f"{args.config.stem}{suffix}.h5"), False) if args.out is None
+                      else (args.out, args.overwrite))
+    reason = cannot_create(out)
+    if reason is not None:
+        raise UsageError(f"{'--out ' if args.out is not None else 'output '}{out}: {reason}")
+    return out, overwrite
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -109,11 +129,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_gibbs(args: argparse.Namespace) -> int:
     from mfdyn.config import load_config
     from validation.api import gibbs
+    from validation.gibbs import summary as gibbs_summary
 
     config = load_config(args.config, args.overrides)
     out, overwrite = _output_path(args, "-gibbs")
     with gibbs(config, out=out, overwrite=overwrite) as result:
         converged = not result.status.startswith("failed")
+        print(gibbs_summary(result.file))
     print(f"wrote {out}" + ("" if converged else " (not converged: see /gibbs/residual)"))
     return 0 if converged else EXIT_FAILED
 
@@ -122,10 +144,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from validation.api import open as open_run
 
     with open_run(args.run) as run:
-        print(run.compare())
+        comparison = run.compare(against=args.against)
         if args.plot is not None:
-            run.plot(args.plot)
+            run.plot(args.plot, against=args.against)     # refuses a Gibbs comparison before anything is printed
+        print(comparison)
+        if args.plot is not None:
             print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_movie(args: argparse.Namespace) -> int:
+    from validation.api import open as open_run
+
+    with open_run(args.run) as run:
+        print(f"wrote {run.movie(args.out, fps=args.fps, every=args.every, overwrite=args.overwrite)}")
     return 0
 
 
@@ -157,41 +189,74 @@ def _cmd_info(args: argparse.Namespace) -> int:
                     "git_commit", "mfdyn_version", "python_version", "numpy_version", "scipy_version",
                     "numba_version", "h5py_version", "overrides", "resumed_from_status"):
             if key in attrs and str(attrs[key]) != "":
-                print(f"  {key}: {attrs[key]}")
+                print(_hanging(f"  {key}: ", attrs[key]))
         for group in f.groups():
             count = f.count(group) if f.has(group, "time") else None
             print(f"/{group}" + (f"  ({count} complete snapshots)" if count is not None else ""))
             for name, shape, long_name in f.datasets(group):
                 print(f"  {name:<16} {str(shape):<18} {long_name}")
             for key, value in f.group_attrs(group).items():
-                print(f"  @{key} = {value}")
+                print(_hanging(f"  @{key} = ", value))
         print("config (as run):")
         print("  " + f.config_toml.strip().replace("\n", "\n  "))
     return 0
 
 
+def _hanging(head: str, value: object) -> str:
+    """head + value, a multi-line value's continuation lines indented under its first (info's attributes)."""
+    return head + str(value).replace("\n", "\n" + " " * len(head))
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its lines joined), whatever raised it."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so that Python's flush at exit cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):      # a stdout without a descriptor (captured): nothing is left to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code.
+
+    A reader that closes stdout early (`mfdyn info RUN | head -1`) ends the command quietly with
+    EXIT_BROKEN_PIPE, 141 (128 + SIGPIPE, what a Unix tool killed by the closed pipe reports), for every command.
+    """
     from mfdyn.config import ConfigError
     from mfdyn.errors import BlowUp
 
+    args = None
     try:
         args = _parser().parse_args(argv)
         handler = {"run": _cmd_run, "compare": _cmd_compare, "verify": _cmd_verify, "gibbs": _cmd_gibbs,
-                   "info": _cmd_info, "sweep": _cmd_sweep, "repair": _cmd_repair}[args.command]
-        return handler(args)
+                   "info": _cmd_info, "sweep": _cmd_sweep, "repair": _cmd_repair, "movie": _cmd_movie}[args.command]
+        code = handler(args)
+        sys.stdout.flush()              # a closed pipe shows here at the latest, not in Python's exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except BlowUp as exc:
-        print(f"mfdyn: run stopped: {exc} (the file keeps every snapshot before it)", file=sys.stderr)
+        print(f"mfdyn: run stopped: {_one_line(exc)} (the file keeps every snapshot before it)", file=sys.stderr)
         return EXIT_FAILED
     except (UsageError, ConfigError, FileNotFoundError, ValueError) as exc:
         kind = "invalid config: " if isinstance(exc, ConfigError) else ""
-        print(f"mfdyn: error: {kind}{exc}", file=sys.stderr)
+        print(f"mfdyn: error: {kind}{_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("mfdyn: interrupted; the output file keeps every completed snapshot", file=sys.stderr)
+        movie = getattr(args, "command", "") == "movie"
+        print("mfdyn: interrupted; " + ("no movie was written (an existing OUT is untouched)" if movie
+                                        else "the output file keeps every completed snapshot"), file=sys.stderr)
         return 130
     except Exception as exc:  # a failed run: one line, the file says "failed: …"
-        print(f"mfdyn: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"mfdyn: failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
 
 
