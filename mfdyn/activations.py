@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy.special import erf, expit
 
 CODES = {"relu": 0, "tanh": 1, "erf": 2, "sigmoid": 3, "ramp": 4}
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -35,8 +34,12 @@ def sigma(name: str, z: np.ndarray, ramp_levels: tuple[float, float, float, floa
     if name == "tanh":
         return np.tanh(z)
     if name == "erf":
+        from scipy.special import erf  # scipy.special is heavy: imported on first use
+
         return erf(z)
     if name == "sigmoid":
+        from scipy.special import expit
+
         return expit(z)
     return ramp(z, *ramp_levels)
 
@@ -50,6 +53,8 @@ def sigma_prime(name: str, z: np.ndarray, ramp: tuple[float, float, float, float
     if name == "erf":
         return _TWO_OVER_SQRT_PI * np.exp(-np.square(z))
     if name == "sigmoid":
+        from scipy.special import expit
+
         s = expit(z)
         return s * (1.0 - s)
     return ramp_prime(z, *ramp)

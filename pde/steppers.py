@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from pde.scharfetter_gummel import SGWeights
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 # rhs(rho, out) -> dt_max: writes dρ/dt at rho into out and returns the positivity bound of a forward-Euler
 # step at that state
@@ -150,6 +152,8 @@ def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
     forward = (Dif/h²) B(β(ψ_i' − ψ_i)) and i' → i at backward = (Dif/h²) B(β(ψ_i − ψ_i')): A has zero
     column sums (mass) and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (docs/math.md §5).
     """
+    import scipy.sparse as sp  # heavy: only the implicit stepper needs it
+
     shape = (weights.forward[0].shape[0] + 1,) + weights.forward[0].shape[1:]      # the grid's
     index = np.arange(int(np.prod(shape))).reshape(shape)
     rows, cols, vals = [], [], []
@@ -183,6 +187,9 @@ class LinearlyImplicit(Stepper):
         return cls(inputs.field_at, inputs.dt, psi_fixed=inputs.psi_fixed)
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import splu
+
         dt = min(self.dt, dt_wanted)
         if not (self.psi_fixed and self._factor is not None and self._factor[0] == dt):
             a = sg_matrix(self.weights_of(rho))

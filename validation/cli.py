@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     A reader that closes stdout early (`mfdyn info RUN | head -1`) ends the command quietly with
     EXIT_BROKEN_PIPE, 141 (128 + SIGPIPE, what a Unix tool killed by the closed pipe reports), for every command.
     """
-    from mfdyn.config import ConfigError
     from mfdyn.errors import BlowUp
+    from mfdyn.schema import ConfigError  # not mfdyn.config: that imports every problem
 
     args = None
     try:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import ndtr
 
+from mfdyn.gaussian import ndtr
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.schema import Section, choice, rule
 

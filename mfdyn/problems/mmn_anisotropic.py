@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import comb
-from scipy.stats import chi2
 
 from mfdyn.gaussian import hermite_coefficients, q, ramp_second_moment, sphere_cosine_moments
 from mfdyn.problems.base import GridModel
@@ -118,6 +116,8 @@ class MMNAnisotropic(SingleIndexRamp):
         """Rows, orders and, with derivatives, (∂/∂r1, ∂/∂r2) of the rows, by the product rule on
         φ = c ĥ_k(τ) a^j b^{k−j}. With a = (1+yΔ)r1/τ, b = r2/τ (a² + b² = 1):
         ∂τ = ((1+yΔ)a, b), ∂a = ((1+yΔ)b²/τ, −ab/τ), ∂b = (−(1+yΔ)ab/τ, a²/τ)."""
+        from scipy.special import comb  # scipy.special is heavy: imported on first use
+
         d, s0, delta = self.params.d, self.params.s0, self.params.delta
         m1, m2 = sphere_cosine_moments(s0, kmax), sphere_cosine_moments(d - s0, kmax)
         top = kmax + 2 if derivatives else kmax
@@ -192,6 +192,8 @@ class MMNAnisotropic(SingleIndexRamp):
 
     def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
         """r1 = κ χ_{s0}/√d and r2 = κ χ_{d−s0}/√d, independent: a product of χ CDF differences."""
+        from scipy.stats import chi2  # heavy (~1 s): only the grid engines need it
+
         d, s0 = self.params.d, self.params.s0
         e1, e2 = edges
         p1 = np.diff(chi2.cdf(d * (e1 / self.kappa) ** 2, s0)) / np.diff(e1)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
-from scipy.special import ndtr
 
 from mfdyn.activations import CODES, sigma, sigma_prime
+from mfdyn.gaussian import ndtr
 from mfdyn.problems.base import GridModel, Problem
 from mfdyn.problems.neuron_gradient import network_at_nodes, neuron_field_gradient
 from mfdyn.problems.single_index import RampParams, check_ramp
