@@ -46,13 +46,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 from numba import njit
-from scipy.special import ndtr
 
 from mfdyn.gaussian import (
     MEHLER_MAX_COSINE,
     MEHLER_TERMS,
     Ramp,
     hermite_coefficients,
+    ndtr,
     npdf,
     ramp_mean,
     ramp_second_moment,
@@ -60,6 +60,7 @@ from mfdyn.gaussian import (
 
 ROW_BLOCK = 32                # rows per task: they share each chunk of column data while it is in cache
 COL_CHUNK = 64                # columns per chunk
+ENERGY_PARALLEL_PAIRS = 1 << 16   # pair_energy uses threads from this many pairs i ≤ j on (~0.2 ms of work)
 _V_NODES = 40                 # the twin's Gauss–Legendre nodes per panel in V
 _V_TAIL = 10.0                # φ(10) ≈ 8e−23: the V integral is cut at ±10 ...
 _V_FIXED = (-5.0, 0.0, 5.0)   # ... and always split here too: 40 nodes on all of [−10, 10] leave 1e−12 on ∫φ
@@ -276,13 +277,31 @@ def near_pair(a: float, b: float, c: float, omc: float, qa: float, qb: float, t1
                        - _pdf(al2) * _ramp_mean(b * c * al2, b * s, t1, t2, s1, slope))
     u11, u12, u21, u22 = bvn_corners(al1, al2, be1, be2, c, sin2)
     B = slope * slope * ((u11 - u12) - (u21 - u22))
-    P = 0.0
-    if energy:
-        sgn = 1.0 if c > 0.0 else -1.0
-        calls = ((_call_product(al1, be1, sgn, omc, s, u11) - _call_product(al1, be2, sgn, omc, s, u12))
-                 - (_call_product(al2, be1, sgn, omc, s, u21) - _call_product(al2, be2, sgn, omc, s, u22)))
-        P = s1 * (qa + qb) - s1 * s1 + slope * slope * a * b * calls
+    P = _corner_energy(a, b, c, omc, qa, qb, t1, t2, s1, slope, u11, u12, u21, u22) if energy else 0.0
     return A, B, P
+
+
+@njit(cache=True, inline="always")
+def _corner_energy(a: float, b: float, c: float, omc: float, qa: float, qb: float, t1: float, t2: float, s1: float,
+                   slope: float, u11: float, u12: float, u21: float, u22: float) -> float:
+    """P = s1 (q(a) + q(b)) − s1² + m² ab Σ_kl (−1)^{k+l} L(α_k, β_l; c) (module docstring) from the four
+    corners u_kl = Φ₂(α_k, β_l; c) of bvn_corners."""
+    s = math.sqrt(omc * (2.0 - omc))
+    sgn = 1.0 if c > 0.0 else -1.0
+    al1, al2, be1, be2 = t1 / a, t2 / a, t1 / b, t2 / b
+    calls = ((_call_product(al1, be1, sgn, omc, s, u11) - _call_product(al1, be2, sgn, omc, s, u12))
+             - (_call_product(al2, be1, sgn, omc, s, u21) - _call_product(al2, be2, sgn, omc, s, u22)))
+    return s1 * (qa + qb) - s1 * s1 + slope * slope * a * b * calls
+
+
+@njit(cache=True)
+def near_energy(a: float, b: float, c: float, omc: float, qa: float, qb: float, t1: float, t2: float, s1: float,
+                s2: float) -> float:
+    """P = E σ(aX)σ(bY) of near_pair alone (a, b > 0, any c, 1 − |c| = omc, qa, qb = q(a), q(b)): no A, and B's
+    corners only as the energy needs them."""
+    slope = (s2 - s1) / (t2 - t1)
+    u11, u12, u21, u22 = bvn_corners(t1 / a, t2 / a, t1 / b, t2 / b, c, omc * (2.0 - omc))
+    return _corner_energy(a, b, c, omc, qa, qb, t1, t2, s1, slope, u11, u12, u21, u22)
 
 
 @njit(cache=True)
@@ -329,6 +348,35 @@ def _horner(acc: np.ndarray, cos: np.ndarray, row: np.ndarray, col: np.ndarray, 
             x = row[r, 0]
             for jj in range(nc):
                 acc[r, jj] = acc[r, jj] * cos[r, jj] + x * col[0, jj]
+
+
+@njit(cache=True, inline="always")
+def _cosines(cos: np.ndarray, ui: np.ndarray, ucol: np.ndarray, nr: int, nc: int) -> None:
+    """cos[r, j] = Σ_e ui[r, e] ucol[e, j] clipped to [−1, 1], e in order (two a pass), for r < nr, j < nc."""
+    d = ui.shape[1]
+    for r in range(nr):
+        for jj in range(nc):
+            cos[r, jj] = 0.0
+        for e in range(0, d - 1, 2):
+            u0, u1 = ui[r, e], ui[r, e + 1]
+            for jj in range(nc):
+                cos[r, jj] = cos[r, jj] + u0 * ucol[e, jj] + u1 * ucol[e + 1, jj]
+        if d % 2:
+            u0 = ui[r, d - 1]
+            for jj in range(nc):
+                cos[r, jj] += u0 * ucol[d - 1, jj]
+        for jj in range(nc):
+            cos[r, jj] = min(max(cos[r, jj], -1.0), 1.0)
+
+
+@njit(cache=True, inline="always")
+def _near_omc(ui: np.ndarray, ucol: np.ndarray, r: int, jj: int, sgn: float) -> float:
+    """1 − |c| = ½|u_i − sgn u_j|² from the chord (module docstring), u_i = ui[r], u_j = ucol[:, jj]."""
+    chord = 0.0
+    for e in range(ui.shape[1]):
+        diff = ui[r, e] - sgn * ucol[e, jj]
+        chord += diff * diff
+    return 0.5 * chord
 
 
 @njit(cache=True, nogil=True)
@@ -381,19 +429,7 @@ def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows:
                 nc = min(chunk, npts - j0)
                 ucol, hcol, gcol = unit_tiles[y, ch], h_tiles[y, ch], d1_tiles[y, ch]
                 pts, wts = points[j0:j0 + nc], weights[j0:j0 + nc]
-                for r in range(nr):           # c_ij = Σ_e u_ie u_je, e in order (two a pass)
-                    for jj in range(nc):
-                        cos[r, jj] = 0.0
-                    for e in range(0, d - 1, 2):
-                        u0, u1 = ui[r, e], ui[r, e + 1]
-                        for jj in range(nc):
-                            cos[r, jj] = cos[r, jj] + u0 * ucol[e, jj] + u1 * ucol[e + 1, jj]
-                    if d % 2:
-                        u0 = ui[r, d - 1]
-                        for jj in range(nc):
-                            cos[r, jj] += u0 * ucol[d - 1, jj]
-                    for jj in range(nc):
-                        cos[r, jj] = min(max(cos[r, jj], -1.0), 1.0)
+                _cosines(cos, ui, ucol, nr, nc)
                 _horner(acc_a, cos, ra, hcol, nr, nc)
                 _horner(acc_b, cos, rb, gcol, nr, nc)
                 if energy:
@@ -407,11 +443,7 @@ def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows:
                             acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = self_pair(tau[y, i], t1, t2, s1, s2, energy)
                         elif abs(c) > cmax:
                             sgn = 1.0 if c > 0.0 else -1.0
-                            chord = 0.0
-                            for e in range(d):
-                                diff = ui[r, e] - sgn * ucol[e, jj]
-                                chord += diff * diff
-                            omc = 0.5 * chord
+                            omc = _near_omc(ui, ucol, r, jj, sgn)
                             acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = near_pair(
                                 tau[y, i], tau[y, j0 + jj], sgn * (1.0 - omc), omc, rp[r, 0], hcol[0, jj],
                                 t1, t2, s1, s2, energy)
@@ -436,19 +468,83 @@ def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows:
                     grad[i, e] += scale2[y, e] * (points[i, e] * sum_a[r] + sum_b[r, e])
 
 
+@njit(cache=True, nogil=True)
+def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows: np.ndarray,
+                 unit_tiles: np.ndarray, h_tiles: np.ndarray, weights: np.ndarray, class_weights: np.ndarray,
+                 t1: float, t2: float, s1: float, s2: float, cmax: float, row_energy: np.ndarray) -> None:
+    """Tasks first..last−1 of the energy alone (task t: rows t·ROW_BLOCK .. min(M, (t+1)·ROW_BLOCK) − 1): per row
+    i, row_energy_i = Σ_y κ_y (ω_i P_ii + 2 Σ_{j>i} ω_j P_ij), so that Σ_i ω_i row_energy_i = Σ_ij ω_i ω_j U_ij.
+
+    The arguments are pair_tasks' (unit (Y, M, d), tau (Y, M), h_rows (Y, M, K+1), unit_tiles, h_tiles, weights
+    ω (M,), class_weights κ (Y,), the ramp, cmax); row_energy (M,) is written. U is symmetric, so a row
+    only visits the column chunks from its own on, and its pairs j > i: half of pair_tasks' pairs, with
+    Mehler for |c| ≤ cmax, near_energy above, self_pair on the diagonal. A row's numbers are the same
+    whatever the thread count (no sums across rows).
+    """
+    ny, npts, d = unit.shape
+    chunk = unit_tiles.shape[3]
+    cos = np.empty((ROW_BLOCK, chunk))
+    acc = np.empty((ROW_BLOCK, chunk))
+    diag = np.empty(ROW_BLOCK)
+    sums = np.empty(ROW_BLOCK)
+    for blk in range(first, last):
+        i0 = blk * ROW_BLOCK
+        nr = min(ROW_BLOCK, npts - i0)
+        for r in range(nr):
+            row_energy[i0 + r] = 0.0
+        for y in range(ny):
+            ui, rp = unit[y, i0:i0 + nr], h_rows[y, i0:i0 + nr]
+            for r in range(nr):
+                diag[r] = self_pair(tau[y, i0 + r], t1, t2, s1, s2, True)[2]
+                sums[r] = 0.0
+            for ch in range(i0 // chunk, unit_tiles.shape[1]):
+                j0 = ch * chunk
+                nc = min(chunk, npts - j0)
+                ucol, hcol, wts = unit_tiles[y, ch], h_tiles[y, ch], weights[j0:j0 + nc]
+                _cosines(cos, ui, ucol, nr, nc)
+                _horner(acc, cos, rp, hcol, nr, nc)
+                for r in range(nr):
+                    i = i0 + r
+                    sp = sums[r]
+                    for jj in range(max(0, i + 1 - j0), nc):      # j > i, in increasing j
+                        c = cos[r, jj]
+                        if abs(c) > cmax:
+                            sgn = 1.0 if c > 0.0 else -1.0
+                            omc = _near_omc(ui, ucol, r, jj, sgn)
+                            sp += wts[jj] * near_energy(tau[y, i], tau[y, j0 + jj], sgn * (1.0 - omc), omc, rp[r, 0],
+                                                        hcol[0, jj], t1, t2, s1, s2)
+                        else:
+                            sp += wts[jj] * acc[r, jj]
+                    sums[r] = sp
+            for r in range(nr):
+                row_energy[i0 + r] += class_weights[y] * (weights[i0 + r] * diag[r] + 2.0 * sums[r])
+
+
+def _run_tasks(kernel, tasks: int, args: tuple, threads: int) -> None:
+    """kernel(first, last, *args) over tasks 0..tasks−1 on up to `threads` threads, each taking the next few tasks
+    as it frees up (the tasks write disjoint rows, so the numbers do not depend on the split)."""
+    threads = min(threads, tasks)
+    if threads <= 1:
+        kernel(0, tasks, *args)
+        return
+    step = max(1, tasks // (4 * threads))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda first: kernel(first, min(tasks, first + step), *args), range(0, tasks, step)))
+
+
 def run_pair_rows(*args) -> None:
     """pair_tasks over all tasks for its arguments after (first, last): on numba.get_num_threads() threads, each
     taking the next few tasks as it frees up (the tasks write disjoint rows; the numbers do not depend on
     the split). One serial Numba build: it compiles once, and numba.set_num_threads(1) makes this serial."""
-    rows = args[12]
-    tasks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
-    threads = min(numba.get_num_threads(), tasks)
-    if threads <= 1:
-        pair_tasks(0, tasks, *args)
-        return
-    step = max(1, tasks // (4 * threads))
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda first: pair_tasks(first, min(tasks, first + step), *args), range(0, tasks, step)))
+    _run_tasks(pair_tasks, (args[12] + ROW_BLOCK - 1) // ROW_BLOCK, args, numba.get_num_threads())
+
+
+def run_energy_rows(*args) -> None:
+    """energy_tasks over all tasks for its arguments after (first, last) (args[0] = unit, (Y, M, d)): serial
+    below ENERGY_PARALLEL_PAIRS pairs, else on numba.get_num_threads() threads like run_pair_rows."""
+    npts = args[0].shape[1]
+    threads = numba.get_num_threads() if npts * (npts + 1) // 2 >= ENERGY_PARALLEL_PAIRS else 1
+    _run_tasks(energy_tasks, (npts + ROW_BLOCK - 1) // ROW_BLOCK, args, threads)
 
 
 def _tiles(cols: np.ndarray, chunk: int) -> np.ndarray:
@@ -499,6 +595,25 @@ def pair_gradient(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, c
                   weights, scale2, class_weights, rows, float(t1), float(t2), float(s1), float(s2), MEHLER_MAX_COSINE,
                   bool(energy), grad, row_energy)
     return grad, (float(np.sum(weights[:rows] * row_energy)) if energy else float("nan"))   # no BLAS: fixed order
+
+
+def pair_energy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
+                t1: float, t2: float, s1: float, s2: float) -> float:
+    """Σ_ij ω_i ω_j U(p_i, p_j) (dimensionless), the energy of pair_gradient without the gradient: R_N's pair term.
+
+    Points p (M, d), weights ω (M,), scales s (Y, d), class weights κ (Y,) and the ramp σ (t1, t2, s1, s2) as
+    in pair_gradient. The Numba kernel energy_tasks over the pairs j ≥ i (U is symmetric), on
+    numba.get_num_threads() threads from ENERGY_PARALLEL_PAIRS pairs on (the same bits for any count).
+    """
+    points, weights, scales, class_weights, _ = _check(points, weights, scales, class_weights, None)
+    Ramp(t1, t2, s1, s2)                                   # checks t1 < t2
+    tau, unit = class_geometry(points, scales)
+    h, d1, d2 = (np.empty(tau.shape + (MEHLER_TERMS + 1,)) for _ in range(3))
+    coefficients_into(tau, float(t1), float(t2), float(s1), float(s2), h, d1, d2)
+    row_energy = np.empty(len(points))
+    run_energy_rows(unit, tau, h, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), weights, class_weights, float(t1),
+                    float(t2), float(s1), float(s2), MEHLER_MAX_COSINE, row_energy)
+    return float(np.sum(weights * row_energy))
 
 
 # ---------------------------------------------------------------------------------------------- the NumPy twin
@@ -615,3 +730,10 @@ def pair_gradient_numpy(points: np.ndarray, weights: np.ndarray, scales: np.ndar
             P[diag, diag] = ramp_second_moment(ramp, a)
             total += class_weights[y] * float(weights[:rows] @ (P @ weights))
     return grad, (total if energy else float("nan"))
+
+
+def pair_energy_numpy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
+                      t1: float, t2: float, s1: float, s2: float) -> float:
+    """NumPy twin of pair_energy (same arguments and result): the energy of pair_gradient_numpy, whose pairs with
+    |c| > MEHLER_MAX_COSINE come from the V-quadrature of near_pairs_numpy."""
+    return pair_gradient_numpy(points, weights, scales, class_weights, t1, t2, s1, s2, energy=True)[1]

@@ -30,16 +30,22 @@ from mfdyn.gaussian import (
 )
 from mfdyn.pair_kernel import (
     COL_CHUNK,
+    ENERGY_PARALLEL_PAIRS,
     ROW_BLOCK,
     _tiles,
     class_geometry,
     coefficients_into,
     derivative_coefficients,
+    energy_tasks,
+    near_energy,
     near_pair,
     near_pairs_numpy,
+    pair_energy,
+    pair_energy_numpy,
     pair_gradient,
     pair_gradient_numpy,
     pair_tasks,
+    run_energy_rows,
     run_pair_rows,
 )
 from mfdyn.problems import make_problem
@@ -128,6 +134,61 @@ def test_the_numbers_do_not_depend_on_the_thread_count_or_the_split():
             run_pair_rows(*args, *out)
             np.testing.assert_array_equal(out[0], serial[0])
             np.testing.assert_array_equal(out[1], serial[1])
+    finally:
+        numba.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("which,overrides", [("iso", ("problem.d=3",)), ("aniso", ("problem.d=5", "problem.s0=2")),
+                                             ("iso", ())])
+def test_energy_kernel_matches_the_numpy_twin_and_the_gradient_kernel(which, overrides):
+    """pair_energy (pairs j ≥ i, near_energy) against pair_energy_numpy (V-quadrature) to 1e−12 of the scale on
+    the hard cloud with signed weights, and against pair_gradient's energy (the same rules, all pairs)."""
+    problem = problem_of(which, *overrides)
+    points = hard_cloud(150, problem.dim, np.random.default_rng(12))     # > one row block and column chunk
+    weights = np.r_[np.full(80, 1 / 80), np.full(70, -1 / 80)]
+    r = problem.ramp
+    args = (points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2)
+    energy = pair_energy(*args)
+    scale = np.abs(weights).sum() ** 2 * max(r.s1**2, r.s2**2)
+    assert abs(energy) > 1e-3
+    assert energy == pytest.approx(pair_energy_numpy(*args), rel=0, abs=1e-12 * scale)
+    assert energy == pytest.approx(pair_gradient(*args, energy=True)[1], rel=0, abs=1e-13 * scale)
+    for a, b, c in ((1.2, 0.9, 0.7), (0.8, 0.8, 1 - 1e-9), (2.0, 0.3, -0.99)):
+        omc = 1 - abs(c)
+        assert near_energy(a, b, c, omc, q(r, a), q(r, b), r.t1, r.t2, r.s1, r.s2) == near_pair(
+            a, b, c, omc, q(r, a), q(r, b), r.t1, r.t2, r.s1, r.s2, True)[2]
+
+
+def test_the_energy_does_not_depend_on_the_thread_count_or_the_split():
+    """energy_tasks in one call, in uneven pieces, and run_energy_rows on 1 and 2 threads (above
+    ENERGY_PARALLEL_PAIRS, so the threads are used): the same bits; pair_energy is Σ_i ω_i row_energy_i."""
+    problem = problem_of("aniso", "problem.d=7", "problem.s0=3")
+    n = 380
+    assert n * (n + 1) // 2 >= ENERGY_PARALLEL_PAIRS
+    points = hard_cloud(n, 7, np.random.default_rng(6))
+    weights = np.r_[np.full(200, 1 / 200), np.full(n - 200, -1 / 200)]
+    r = problem.ramp
+    tau, unit = class_geometry(points, scales_of(problem))
+    h, d1, d2 = (np.empty(tau.shape + (49,)) for _ in range(3))
+    coefficients_into(tau, r.t1, r.t2, r.s1, r.s2, h, d1, d2)
+    args = (unit, tau, h, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), weights, np.full(2, 0.5), r.t1, r.t2, r.s1,
+            r.s2, MEHLER_MAX_COSINE)
+    tasks = -(-n // ROW_BLOCK)
+    serial = np.empty(n)
+    energy_tasks(0, tasks, *args, serial)
+    pieces = np.full(n, np.nan)
+    for first, last in ((3, tasks), (0, 1), (1, 3)):
+        energy_tasks(first, last, *args, pieces)
+    np.testing.assert_array_equal(pieces, serial)
+    threads = numba.get_num_threads()
+    try:
+        for count in (1, 2):
+            numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+            out = np.full(n, np.nan)
+            run_energy_rows(*args, out)
+            np.testing.assert_array_equal(out, serial)
+            assert pair_energy(points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2) == float(
+                np.sum(weights * serial))
     finally:
         numba.set_num_threads(threads)
 

@@ -14,17 +14,11 @@ from typing import ClassVar
 import numpy as np
 
 from mfdyn.gaussian import (
-    MEHLER_MAX_COSINE,
-    MEHLER_TERMS,
     Ramp,
-    hermite_coefficients,
-    mehler_offdiagonal_sum,
     npdf,
-    pair_expectation_quadrature,
     q,
-    ramp_second_moment,
 )
-from mfdyn.pair_kernel import pair_gradient
+from mfdyn.pair_kernel import pair_energy, pair_gradient
 from mfdyn.problems.base import Problem
 from mfdyn.schema import Section, finite, rule
 
@@ -94,33 +88,20 @@ class SingleIndexRamp(Problem):
         §4, §7), with c_i = 1/N; for the centred model (theta0: the initial particles) the particles of
         θ_0 join with c = −1/N, so that the network is ŷ − ŷ_0.
 
-        Off-diagonal pairs: Mehler's series for |c| ≤ 0.5, conditional quadrature above;
-        the diagonal: the closed-form second moment.
+        The pair term Σ_y ½ Σ_ij c_i c_j E σσ is mfdyn.pair_kernel.pair_energy (Mehler for |c| ≤ 0.5, closed
+        forms through the bivariate normal up to |c| = 1, the c = 1 closed form on the diagonal).
         """
+        theta = np.ascontiguousarray(theta, dtype=float)
         n = len(theta)
-        coeff = None if theta0 is None else np.r_[np.full(n, 1.0 / n), np.full(n, -1.0 / n)]
+        points, coeff = theta, np.full(n, 1.0 / n)
         if theta0 is not None:
-            theta = np.concatenate([theta, theta0])
-        total = 1.0
-        for y in CLASSES:
-            scaled = theta * self.class_scale(y)
-            tau = np.linalg.norm(scaled, axis=1)
-            unit = scaled / np.where(tau > 0, tau, 1.0)[:, None]   # τ = 0: σ is constant, any c will do
-            cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
-            h = hermite_coefficients(self.ramp, tau, MEHLER_TERMS)
-            i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
-            near = pair_expectation_quadrature(self.ramp, tau[i], tau[j], cos[i, j]) if i.size else np.zeros(0)
-            if coeff is None:
-                pairs = mehler_offdiagonal_sum(np.ascontiguousarray(h), cos, MEHLER_MAX_COSINE) + near.sum()
-                gram = (2.0 * pairs + ramp_second_moment(self.ramp, tau).sum()) / n**2
-                linear = q(self.ramp, tau).mean()
-            else:
-                pairs = (mehler_offdiagonal_sum(np.ascontiguousarray(h * coeff), cos, MEHLER_MAX_COSINE)
-                         + (near * coeff[i] * coeff[j]).sum())
-                gram = 2.0 * pairs + (coeff**2 * ramp_second_moment(self.ramp, tau)).sum()
-                linear = coeff @ q(self.ramp, tau)
-            total += 0.5 * (-2.0 * y * alpha * linear + alpha**2 * gram)
-        return float(total)
+            points = np.concatenate([theta, np.asarray(theta0, dtype=float)])
+            coeff = np.r_[coeff, np.full(n, -1.0 / n)]
+        scales = np.stack([self.class_scale(y) for y in CLASSES])
+        r = self.ramp
+        energy = pair_energy(points, coeff, scales, np.full(len(CLASSES), 0.5), r.t1, r.t2, r.s1, r.s2)
+        linear = sum(y * (coeff @ q(r, np.linalg.norm(points * scale, axis=1))) for y, scale in zip(CLASSES, scales))
+        return float(1.0 - alpha * linear + alpha**2 * energy)
 
     def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
         """∇_w Ψ^α(w_i; ρ_N) at every particle, (N, d) (docs/math.md §4, §8): Ψ^α = V/α + ∫U d(ρ_N [− ρ_N(0)]),

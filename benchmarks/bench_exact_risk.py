@@ -1,0 +1,75 @@
+"""Time SingleIndexRamp.exact_risk (pair_kernel.pair_energy) against the previous implementation in this process.
+
+The previous R_N (Mehler over i < j serially, gaussian.pair_expectation_quadrature for |c| > 0.5) is rebuilt
+here from mfdyn.gaussian's pieces, for the ratio only. Usage: python benchmarks/bench_exact_risk.py
+"""
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from mfdyn.config import InitConfig
+from mfdyn.gaussian import (
+    MEHLER_MAX_COSINE,
+    MEHLER_TERMS,
+    hermite_coefficients,
+    mehler_offdiagonal_sum,
+    pair_expectation_quadrature,
+    q,
+    ramp_second_moment,
+)
+from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
+from mfdyn.problems.single_index import CLASSES
+
+CASES = ((5, 800), (40, 800), (40, 12800))
+OLD_UP_TO = 800               # the previous code takes minutes beyond this at d = 5
+
+
+def previous_risk(problem: MMNIsotropic, theta: np.ndarray) -> float:
+    """R_N as exact_risk computed it before pair_energy (α = 1, not centred)."""
+    n, total = len(theta), 1.0
+    for y in CLASSES:
+        scaled = theta * problem.class_scale(y)
+        tau = np.linalg.norm(scaled, axis=1)
+        unit = scaled / np.where(tau > 0, tau, 1.0)[:, None]
+        cos = np.ascontiguousarray(np.clip(unit @ unit.T, -1.0, 1.0))
+        h = np.ascontiguousarray(hermite_coefficients(problem.ramp, tau, MEHLER_TERMS))
+        i, j = np.nonzero(np.triu(np.abs(cos) > MEHLER_MAX_COSINE, k=1))
+        near = pair_expectation_quadrature(problem.ramp, tau[i], tau[j], cos[i, j]).sum() if i.size else 0.0
+        pairs = mehler_offdiagonal_sum(h, cos, MEHLER_MAX_COSINE) + near
+        gram = (2.0 * pairs + ramp_second_moment(problem.ramp, tau).sum()) / n**2
+        total += 0.5 * (-2.0 * y * q(problem.ramp, tau).mean() + gram)
+    return float(total)
+
+
+def best_of(f, repeats: int) -> tuple[float, float]:
+    """(min seconds over repeats, value)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = f()
+        times.append(time.perf_counter() - start)
+    return min(times), value
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    print(f"threads {numba.get_num_threads()}")
+    print(f"{'d':>4} {'N':>6} {'new ms':>9} {'old ms':>9} {'ratio':>7} {'|ΔR|':>9}")
+    for d, n in CASES:
+        problem = MMNIsotropic(MMNIsotropicParams(d=d), InitConfig())
+        theta = problem.sample_initial(n, rng)
+        problem.exact_risk(theta[:50])                                       # compile
+        new, r_new = best_of(lambda: problem.exact_risk(theta), 5 if n <= 800 else 2)
+        if n <= OLD_UP_TO:
+            previous_risk(problem, theta[:50])
+            old, r_old = best_of(lambda: previous_risk(problem, theta), 1)
+            print(f"{d:4d} {n:6d} {1e3 * new:9.2f} {1e3 * old:9.1f} {old / new:7.1f} {abs(r_new - r_old):9.1e}")
+        else:
+            print(f"{d:4d} {n:6d} {1e3 * new:9.2f} {'-':>9} {'-':>7} {'-':>9}")
+
+
+if __name__ == "__main__":
+    main()
