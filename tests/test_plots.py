@@ -8,6 +8,7 @@ the lines' data against the comparison table, the red frames of a run whose mass
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from functools import cache
 from pathlib import Path
@@ -255,6 +256,12 @@ def test_the_summary_reports_the_break_printed_in_csv_and_in_netcdf(tmp_path):
     text = sw.format_summary(summary, ("tanh(a)",))
     assert f"broken line: slope {risk.slope_low:+.3f} up to x_b = {risk.x_break:.4g}, {risk.slope_high:+.3f}" in text
     assert text.count("broken line:") == 1
+    # a candidate that is not kept is named with its p, only when p < CANDIDATE_P_VALUE
+    gap = summary["quantities"]["gap_0"]["broken"]
+    assert ("one line kept: the best break" in text) == (gap.p_value < sw.CANDIDATE_P_VALUE)
+    assert sw.break_text({"broken": dataclasses.replace(gap, p_value=0.025)}).startswith(
+        f"one line kept: the best break, slope {gap.slope_low:+.3f} up to x_b = {gap.x_break:.4g}")
+    assert sw.break_text({"broken": dataclasses.replace(gap, p_value=0.3)}) is None
     sw.write_summary(tmp_path, summary)
     with open(tmp_path / "summary.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("quantity") in ("risk", "gap_0")]

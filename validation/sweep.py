@@ -489,11 +489,19 @@ def is_part(quantity: str) -> bool:
     return quantity.split("_part_")[0] in PARTS and "_part_" in quantity
 
 
+# A break not kept is still named when its p is below this: the flattening is there, but not clearly
+CANDIDATE_P_VALUE = 0.1
+
+
 def break_text(d: dict) -> str | None:
-    """One quantity's kept broken-line fit in words (None when one line suffices)."""
+    """One quantity's broken-line fit in words: the kept one, or a candidate not kept (BREAK_P_VALUE ≤ p <
+    CANDIDATE_P_VALUE: "one line kept"); None when one line suffices clearly."""
     broken = d["broken"]
-    if broken is None or not broken.kept:
+    if broken is None or not broken.p_value < (BREAK_P_VALUE if broken.kept else CANDIDATE_P_VALUE):
         return None
+    if not broken.kept:
+        return (f"one line kept: the best break, slope {broken.slope_low:+.3f} up to x_b = {broken.x_break:.4g} and "
+                f"{broken.slope_high:+.3f} above, has p = {broken.p_value:.2g} ≥ {BREAK_P_VALUE:g}")
     return (f"broken line: slope {broken.slope_low:+.3f} up to x_b = {broken.x_break:.4g}, {broken.slope_high:+.3f} "
             f"above (F-test against one line: p = {broken.p_value:.1g})")
 
