@@ -418,3 +418,15 @@ def test_a_noisy_explicit_run_that_would_crawl_is_warned_before_it_starts():
     for quiet in (config.replace("output.every", 1e-4 * math.floor(0.5 * dt * SLOW_STEP_RATIO / 1e-4)),
                   config.replace("pde.stepper", "implicit"), load_config(ROOT / "configs" / "mmn_isotropic.toml")):
         assert slow_step_warning(quiet) is None
+
+
+def test_compare_with_plot_computes_the_comparison_once(tiny, tmp_path, capsys, monkeypatch):
+    from validation.compare import Comparison
+
+    out = tmp_path / "run.h5"
+    assert main(["run", str(tiny), "--out", str(out)]) == 0
+    calls = []
+    of = Comparison.of.__func__
+    monkeypatch.setattr(Comparison, "of", classmethod(lambda cls, *a, **k: calls.append(a) or of(cls, *a, **k)))
+    assert main(["compare", str(out), "--plot", str(tmp_path / "fig.png")]) == 0
+    assert len(calls) == 1 and (tmp_path / "fig.png").exists()

@@ -97,9 +97,10 @@ class Run:
         with self._partner(against) as (other, source):
             return compare_files(self.file, other, source)
 
-    def plot(self, path: str | Path | None = None, against: Run | str | Path | None = None):
+    def plot(self, path: str | Path | None = None, against: Run | str | Path | None = None, comparison=None):
         """The comparison figure as a matplotlib Figure; written to path (PNG, PDF, SVG) if given. against: as for
-        compare (the PDE drawn is that file's); a Gibbs comparison has no figure (ValueError)."""
+        compare (the PDE drawn is that file's); a Gibbs comparison has no figure (ValueError). comparison: the
+        result of compare(against) with the same against, if already computed (it is not computed again)."""
         from validation.compare import Comparison, roles
         from validation.plots import comparison_figure
 
@@ -108,7 +109,7 @@ class Run:
             if gibbs:
                 raise ValueError("--plot: a comparison with a Gibbs state has no figure (ρ* has no time axis); draw "
                                  f"the run's own with mfdyn compare {run.name} --plot FIG.png")
-            table = Comparison.of(run, pde, source).table
+            table = (comparison if comparison is not None else Comparison.of(run, pde, source)).table
             return comparison_figure(run, table, None if path is None else Path(path),
                                      **({} if pde is None else {"pde": pde}))
 

@@ -146,7 +146,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     with open_run(args.run) as run:
         comparison = run.compare(against=args.against)
         if args.plot is not None:
-            run.plot(args.plot, against=args.against)     # refuses a Gibbs comparison before anything is printed
+            run.plot(args.plot, against=args.against, comparison=comparison)   # refuses a Gibbs one before printing
         print(comparison)
         if args.plot is not None:
             print(f"wrote {args.plot}")
