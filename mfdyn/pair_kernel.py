@@ -599,7 +599,8 @@ def pair_gradient(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, c
 
 def pair_energy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
                 t1: float, t2: float, s1: float, s2: float) -> float:
-    """Σ_ij ω_i ω_j U(p_i, p_j) (dimensionless), the energy of pair_gradient without the gradient: R_N's pair term.
+    """Σ_ij ω_i ω_j U(p_i, p_j) (dimensionless), the energy of pair_gradient without the gradient: R_N's pair term
+    (docs/math.md §4, the exact finite-N risk).
 
     Points p (M, d), weights ω (M,), scales s (Y, d), class weights κ (Y,) and the ramp σ (t1, t2, s1, s2) as
     in pair_gradient. The Numba kernel energy_tasks over the pairs j ≥ i (U is symmetric), on
