@@ -4,7 +4,10 @@ Each command runs as its own process, median of REPEATS wall times:
   mfdyn --help, mfdyn run --help   the parser only (bar: < 0.3 s);
   tiny run                         mfdyn run configs/mmn_isotropic.toml --engine particles to t = 0.01, one
                                    snapshot after t = 0: start-up, numba's cache loads and the exact R_N
-                                   dominate it (bar: first step within 0.6 s; numba's cache warmed first);
+                                   dominate it (numba's cache warmed first);
+  first step (particles, pde)      from launching `mfdyn run configs/mmn_isotropic.toml --engine E` to the
+                                   engine's first step (the SGD kernel's, the PDE stepper's first call), read in
+                                   the process (bar: 0.6 s);
 and, as peers on the same machine at the same time, the interpreter floor `python -c pass`, `import numpy`,
 and the libraries a particle run cannot do without (numba, scipy.special for Φ in the exact risk, h5py).
 Prints each median and its ratio to the floor and to `import numpy`.
@@ -42,6 +45,36 @@ def median_seconds(argv: list[str], repeats: int = REPEATS) -> float:
     return float(np.median(times))
 
 
+# Runs `mfdyn run` in this interpreter after wrapping the engine's step so that its first call prints the clock
+FIRST_STEP = """
+import sys, time
+import validation.cli
+import particles.sgd, pde.steppers
+def first(owner, name):
+    inner = getattr(owner, name)
+    def wrapped(*args, **kwargs):
+        print(f"FIRST {time.time()!r}", file=sys.stderr, flush=True)
+        setattr(owner, name, inner)
+        return inner(*args, **kwargs)
+    setattr(owner, name, wrapped)
+first(particles.sgd, "sgd_steps_ramp")
+first(pde.steppers.SSPRK3, "step")
+validation.cli.main(sys.argv[1:])
+"""
+
+
+def first_step_seconds(argv: list[str], repeats: int = REPEATS) -> float:
+    """Median seconds from launching `python -c FIRST_STEP argv` to the first engine step it reports."""
+    times = []
+    for _ in range(repeats):
+        start = time.time()
+        out = subprocess.run([sys.executable, "-c", FIRST_STEP, *argv], cwd=ROOT, check=True, capture_output=True,
+                             text=True)
+        stamp = next(line for line in out.stderr.splitlines() if line.startswith("FIRST "))
+        times.append(float(stamp.split()[1]) - start)
+    return float(np.median(times))
+
+
 def main() -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; median of {REPEATS} processes each")
     peers = {"python -c pass": [sys.executable, "-c", "pass"],
@@ -55,6 +88,10 @@ def main() -> None:
         ours = {"mfdyn --help": median_seconds([*mfdyn(), "--help"]),
                 "mfdyn run --help": median_seconds([*mfdyn(), "run", "--help"]),
                 "tiny run (particles, t_end 0.01)": median_seconds(tiny)}
+        for engine in ("particles", "pde"):
+            run = ["run", "configs/mmn_isotropic.toml", "--engine", engine, "--set", "dynamics.t_end=0.01",
+                   "--set", "output.every=0.01", "--out", str(out), "--overwrite"]
+            ours[f"first step ({engine})"] = first_step_seconds(run)
     for name, seconds in floor.items():
         print(f"{name:<36} {seconds:6.3f} s")
     base, numpy_ = floor["python -c pass"], floor["python -c 'import numpy'"]

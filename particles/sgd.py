@@ -112,7 +112,8 @@ def _sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, ste
                 res[b] = step * slope * ((y[s * batch + b] - alpha * (s1 + slope * acc / n)) / alpha) / batch
 
 
-sgd_steps_ramp_serial, sgd_steps_ramp_parallel = serial_and_parallel(_sgd_steps_ramp, fastmath=_RAMP_FASTMATH)
+# nogil: the PDE engine runs in another thread meanwhile (validation.runner)
+sgd_steps_ramp_serial, sgd_steps_ramp_parallel = serial_and_parallel(_sgd_steps_ramp, fastmath=_RAMP_FASTMATH, nogil=True)
 
 
 def sgd_steps_ramp(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
@@ -143,7 +144,7 @@ def sgd_steps_ramp_numpy(w: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int
             w += noise[s]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_steps_neuron(theta: np.ndarray, x: np.ndarray, y: np.ndarray, batch: int, step: float, lam: float,
                      code: int, t1: float, t2: float, s1: float, s2: float, noise: np.ndarray,
                      alpha: float = 1.0) -> None:

@@ -13,6 +13,7 @@ from pde.potential import PotentialOperator
 from pde.scharfetter_gummel import SGWeights, sg_apply, sg_weights
 from pde.steppers import STEPPERS, StepperInputs
 from pde.upwind import flux_divergence
+from pde.upwind_rhs import interaction_rhs
 
 
 @dataclass
@@ -59,7 +60,11 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
     def field_at(rho: np.ndarray) -> np.ndarray | SGWeights:
         return flux_field(rho) if frozen is None else frozen
 
+    fused = interaction_rhs(op, xi) if math.isinf(beta) else None     # one Numba call per stage, same bits
+
     def rhs(rho: np.ndarray, out: np.ndarray) -> float:
+        if fused is not None:
+            return fused(rho, out)
         if math.isinf(beta):
             amax = flux_divergence(rho, field_at(rho), grid.widths, out)
             with np.errstate(divide="ignore"):

@@ -2,8 +2,9 @@
 
 Each check runs in a fresh interpreter and reads sys.modules afterwards: the parser alone (`mfdyn --help`)
 imports no numerical library at all; loading a config imports the problems (they validate [problem]) but
-neither scipy.stats (only the grid's initial cell averages use it), scipy.special (Φ, erf and the sigmoid,
-on first use) nor matplotlib; a particle run imports no plotting, no sparse solver, no Dask and no xarray.
+neither scipy.stats, scipy.special (Φ, erf, the sigmoid and the χ² law of the grid's ρ_0, on first use) nor
+matplotlib; a particle run imports no plotting, no sparse solver, no Dask and no xarray; nor does a PDE run,
+which also leaves scipy.stats alone (its ρ_0 takes the χ² CDF from scipy.special: scipy.stats costs ~1 s).
 No timings here: benchmarks/bench_startup.py measures them.
 """
 from __future__ import annotations
@@ -59,5 +60,17 @@ def test_a_particle_run_imports_no_plotting_sparse_solver_dask_or_xarray(tmp_pat
             f"'--out', {str(tmp_path / 'run.h5')!r}]) == 0")
     loaded = imported_after(code)
     assert {"numba", "h5py", "scipy.special"} <= loaded      # it ran: kernels, the file and Φ of the exact R_N
+    assert loaded.isdisjoint({"scipy.stats", "scipy.sparse", "matplotlib", "dask", "distributed", "xarray",
+                              "h5netcdf", "PIL"})
+
+
+@pytest.mark.parametrize("config", ["mmn_isotropic", "mmn_anisotropic"])
+def test_a_pde_run_imports_no_scipy_stats_plotting_sparse_solver_dask_or_xarray(config, tmp_path):
+    code = ("import contextlib, io, validation.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert validation.cli.main(['run', 'configs/{config}.toml', '--engine', 'pde', '--set', 'pde.cells=40', "
+            f"'--set', 'dynamics.t_end=0.01', '--set', 'output.every=0.01', '--out', {str(tmp_path / 'run.h5')!r}]) == 0")
+    loaded = imported_after(code)
+    assert {"numba", "h5py", "scipy.special"} <= loaded      # it ran: kernels, the file, the χ² CDF of ρ_0
     assert loaded.isdisjoint({"scipy.stats", "scipy.sparse", "matplotlib", "dask", "distributed", "xarray",
                               "h5netcdf", "PIL"})

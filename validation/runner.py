@@ -8,6 +8,7 @@ one, and the result equals a run that was never stopped.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from mfdyn.engines import ENGINES
 from mfdyn.problems import make_problem
 from mfdyn.storage import RunFile, RunWriter, copy_complete
 from validation.compare import comparison_table, write_comparison
-from validation.progress import Progress, warn
+from validation.progress import Progress, StatusBoard, warn
 
 # --engine choices: "both" is the classic pair, "all" every registered engine, or one engine by name
 ENGINE_SETS = {"both": ("pde", "particles"), "all": ("pde", "particles", "kernel")}
@@ -91,19 +92,80 @@ def risk_note(risk_seconds: float, seconds: float) -> str:
     return f"R_N exact {100 * share:.0f}% of time — output.particle_risk = false skips it"
 
 
+def two_lanes() -> bool:
+    """Whether a run's engines may advance in two threads: two cores or more, and a Numba threading layer that two
+    threads may enter at once (tbb or omp; the workqueue layer aborts on concurrent parallel kernels)."""
+    import importlib
+
+    import numba
+
+    layer = numba.config.THREADING_LAYER          # "default" and "threadsafe" take tbb, else omp, if installed
+    if (os.cpu_count() or 1) < 2 or layer not in ("default", "threadsafe", "safe", "tbb", "omp"):
+        return False
+    pools = {"tbb": ("tbbpool",), "safe": ("tbbpool",), "omp": ("omppool",)}.get(layer, ("tbbpool", "omppool"))
+    for pool in pools:
+        try:
+            importlib.import_module(f"numba.np.ufunc.{pool}")
+            return True
+        except ImportError:       # the library behind the layer is not installed
+            continue
+    return False
+
+
 def _advance(writer: RunWriter, engines: list, config: Config, starts: list | None, progress: bool | None) -> None:
-    for e, start in zip(engines, starts or [None] * len(engines)):
-        shown = Progress(e.name, config.dynamics.t_end, progress)
-        risk_seconds = 0.0
-        for snap in e.run(start):
+    """Run the engines into the writer: where two_lanes(), the first engine in this thread and the others, in order,
+    in a second one. Each engine's numbers depend on its config alone (its kernels release the GIL; none reads
+    another engine), so only the wall time changes. Snapshots are written one at a time. As when they ran one after
+    the other, a failing engine lets the engines before it finish and stops those after it at their next snapshot
+    (Ctrl-C: all of them); the first failure in engine order is raised."""
+    pairs = list(zip(engines, starts or [None] * len(engines)))
+    lanes = [pairs[:1], pairs[1:]] if len(pairs) > 1 and two_lanes() else [pairs]
+    board = StatusBoard(progress) if len(lanes) > 1 else None
+    lock = threading.Lock()
+    errors: dict[int, BaseException] = {}          # engine index (-1: interrupted) → its error
+
+    def run_lane(slot: int) -> None:
+        for e, start in lanes[slot]:
+            index = engines.index(e)
+            if min(errors, default=index) < index:
+                return
+            try:
+                _advance_engine(writer, e, start, Progress(e.name, config.dynamics.t_end, progress, board, slot),
+                                lock, lambda index=index: min(errors, default=index) < index)
+            except BaseException as exc:        # KeyboardInterrupt too: re-raised below, in engine order
+                errors[index] = exc
+                return
+
+    worker = threading.Thread(target=run_lane, args=(1,), daemon=True) if len(lanes) > 1 else None
+    if worker is not None:
+        worker.start()
+    run_lane(0)
+    while worker is not None and worker.is_alive():
+        try:
+            worker.join()
+        except KeyboardInterrupt as exc:
+            errors.setdefault(-1, exc)
+    if board is not None:
+        board.close()
+    if errors:
+        raise errors[min(errors)]
+
+
+def _advance_engine(writer: RunWriter, e, start, shown: Progress, lock: threading.Lock, stopped) -> None:
+    """Append one engine's snapshots (each under lock) until it ends or stopped() says an engine before it failed."""
+    risk_seconds = 0.0
+    for snap in e.run(start):
+        with lock:
             writer.append(e.name, snap.row)
             if snap.attrs:
                 writer.set_attrs(e.name, **snap.attrs)
             if snap.warning:
                 warn(snap.warning)
-            risk_seconds += snap.risk_seconds
-            shown.update(snap.t, snap.steps, risk_note(risk_seconds, time.perf_counter() - shown.start))
-        shown.done()
+        risk_seconds += snap.risk_seconds
+        shown.update(snap.t, snap.steps, risk_note(risk_seconds, time.perf_counter() - shown.start))
+        if stopped():
+            return
+    shown.done()
 
 
 def _finish(writer: RunWriter, engines: list, started: float, compiled) -> None:

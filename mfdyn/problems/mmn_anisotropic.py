@@ -161,12 +161,12 @@ class MMNAnisotropic(SingleIndexRamp):
         return _KMAX
 
     def feature_count(self, centres: list[np.ndarray]) -> int:
-        return 2 * sum(k // 2 + 1 for k in range(0, self.kernel_order(centres) + 1, 2))
+        return 2 * sum(k // 2 + 1 for k in range(0, cached_kernel_order(self, centres, self.kernel_order) + 1, 2))
 
     def grid_model(self, centres: list[np.ndarray]) -> GridModel:
         r1, r2 = (m.ravel() for m in np.meshgrid(*centres, indexing="ij"))
         tp, tm = self.taus(r1, r2)
-        features, _ = self.kernel_features(r1, r2, self.kernel_order(centres))
+        features, _ = self.kernel_features(r1, r2, cached_kernel_order(self, centres, self.kernel_order))
         d, s0 = self.params.d, self.params.s0
         return GridModel(potential=self.potential(r1, r2), features=features,
                          weights=np.ones(len(features)), r_sharp=1.0, sq_norm=r1**2 + r2**2,
@@ -192,10 +192,10 @@ class MMNAnisotropic(SingleIndexRamp):
 
     def initial_cell_averages(self, edges: list[np.ndarray]) -> np.ndarray:
         """r1 = κ χ_{s0}/√d and r2 = κ χ_{d−s0}/√d, independent: a product of χ CDF differences."""
-        from scipy.stats import chi2  # heavy (~1 s): only the grid engines need it
+        from scipy.special import chdtr  # F_{χ²_k}, what scipy.stats.chi2.cdf calls (scipy.stats adds ~1 s)
 
         d, s0 = self.params.d, self.params.s0
         e1, e2 = edges
-        p1 = np.diff(chi2.cdf(d * (e1 / self.kappa) ** 2, s0)) / np.diff(e1)
-        p2 = np.diff(chi2.cdf(d * (e2 / self.kappa) ** 2, d - s0)) / np.diff(e2)
+        p1 = np.diff(chdtr(s0, d * (e1 / self.kappa) ** 2)) / np.diff(e1)
+        p2 = np.diff(chdtr(d - s0, d * (e2 / self.kappa) ** 2)) / np.diff(e2)
         return np.multiply.outer(p1, p2)
