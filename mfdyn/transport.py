@@ -1,5 +1,6 @@
-"""Wasserstein-2 distances of cell-average densities on one grid: exact in 1-D, sliced in 2-D and 3-D
-(docs/math.md §7: the PDE's displacement W2(ρ_t, ρ_0))."""
+"""Wasserstein distances on one grid: W2 of cell-average densities, exact in 1-D, sliced in 2-D and 3-D
+(docs/math.md §7: the PDE's displacement W2(ρ_t, ρ_0)); and the pieces of the 1-D W1 between weighted points
+and particles that validation/observables.py's sliced W1 sums."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,6 +71,65 @@ def w2_discrete_1d_numpy(x: np.ndarray, w: np.ndarray, w0: np.ndarray) -> float:
     q = x[np.minimum(np.searchsorted(c, mid), top)]
     q0 = x[np.minimum(np.searchsorted(c0, mid), top)]
     return float(np.sum((u - lo) * (q - q0) ** 2))
+
+
+def distinct_ends(xs: np.ndarray) -> np.ndarray:
+    """For sorted xs (M,), the index of the last of each run of equal values, (U,): xs[distinct_ends(xs)] is
+    np.unique(xs), and a cumulative sum read there is its value after the whole run."""
+    return np.flatnonzero(np.append(np.diff(xs) != 0, True))
+
+
+@njit(cache=True)
+def w1_terms_1d(xs: np.ndarray, cdf: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """The pieces of ∫|F − F_N| dx between the law Σ m_i δ_{x_i} and the particles `part`: xs (U,) strictly
+    increasing and finite, cdf (U,) its cumulative masses (cdf[i] = m_0 + … + m_i), part (N,) sorted (NaN last).
+    One merge: on each gap between consecutive distinct points v_j < v_{j+1} of xs ∪ part both CDFs are
+    constant, so piece j is |F(v_j) − F_N(v_j)|·(v_{j+1} − v_j), (L − 1,) for L distinct points (NaN counting
+    as one, last); between two particles, a tight loop over the grid points. The same array as
+    w1_terms_1d_numpy on the repeated points (distinct_ends), bit for bit, so np.sum of either is the same W1."""
+    m, n = len(xs), len(part)
+    finite = n
+    while finite > 0 and part[finite - 1] != part[finite - 1]:         # NaN: sorted last, one point of the union
+        finite -= 1
+    terms = np.empty(m + n)
+    i = k = count = 0
+    previous = previous_gap = f_part = 0.0
+    while i < m or k < finite:
+        stop = i
+        while stop < m and (k >= finite or xs[stop] < part[k]):     # the grid points before the next particle
+            stop += 1
+        if stop > i:
+            if count:
+                terms[count - 1] = previous_gap * (xs[i] - previous)
+            for t in range(stop - i - 1):
+                j = i + t
+                terms[count + t] = abs(cdf[j] - f_part) * (xs[j + 1] - xs[j])
+            count += stop - i
+            previous, previous_gap = xs[stop - 1], abs(cdf[stop - 1] - f_part)
+            i = stop
+        if k < finite:                                                  # the particle (a grid point there merged)
+            v = part[k]
+            while k < finite and part[k] <= v:
+                k += 1
+            f_part = k / n
+            if i < m and xs[i] == v:
+                i += 1
+            if count:
+                terms[count - 1] = previous_gap * (v - previous)
+            previous, previous_gap = v, abs((cdf[i - 1] if i > 0 else 0.0) - f_part)
+            count += 1
+    if finite < n:
+        terms[count - 1] = previous_gap * (np.nan - previous)
+        count += 1
+    return terms[:max(count - 1, 0)]
+
+
+def w1_terms_1d_numpy(xs: np.ndarray, cdf: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """NumPy twin of w1_terms_1d: both CDFs read at every point of the union but the last (searchsorted)."""
+    allx = np.union1d(xs, part)
+    f_grid = np.concatenate([[0.0], cdf])[np.searchsorted(xs, allx[:-1], side="right")]
+    f_part = np.searchsorted(part, allx[:-1], side="right") / len(part)
+    return np.abs(f_grid - f_part) * np.diff(allx)
 
 
 class W2Displacement:

@@ -352,3 +352,108 @@ def test_a_coupled_sweep_fits_each_part_and_checks_the_sampling_law(tmp_path, mo
         assert (folder / figure).stat().st_size > 1000
     with mfdyn.open(next(folder.glob("pde-*.h5"))) as grid:
         assert "gd" not in grid.groups and "tracers" not in grid.groups
+
+
+# ------------------------------------------------------------------- the analysis shared per PDE file (issue 16)
+
+
+def test_w1_pieces_kernel_is_its_numpy_twin_bit_for_bit():
+    """mfdyn.transport.w1_terms_1d on the distinct points (distinct_ends) against w1_terms_1d_numpy (union1d +
+    searchsorted) on the repeated ones, on small random cases with ties everywhere: repeated grid points, empty
+    cells, particles on grid points and on each other, ±inf and NaN particles."""
+    from mfdyn.transport import distinct_ends, w1_terms_1d, w1_terms_1d_numpy
+
+    rng = np.random.default_rng(5)
+    for trial in range(600):
+        m, n = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+        xs = np.sort(np.round(rng.standard_normal(m), 1 if trial % 2 else 12))       # rounded: repeated points
+        cdf = np.cumsum(rng.uniform(0.0, 1.0, m) * (rng.uniform(size=m) > 0.2))        # some cells empty
+        cdf /= max(cdf[-1], 1.0)
+        part = np.round(rng.standard_normal(n), 1 if trial % 3 else 12)
+        part[: n // 3] = rng.choice(xs, n // 3)
+        if trial % 7 == 0:
+            part[0] = np.nan
+        if trial % 11 == 0:
+            part[-1] = np.inf
+        if trial % 13 == 0:
+            part[0] = -np.inf
+        part = np.sort(part)
+        ends = distinct_ends(xs)
+        assert np.array_equal(xs[ends], np.unique(xs))
+        fast, twin = w1_terms_1d(xs[ends], cdf[ends], part), w1_terms_1d_numpy(xs, cdf, part)
+        assert fast.shape == twin.shape and np.array_equal(fast, twin, equal_nan=True), trial
+
+
+def test_sliced_w1_is_the_mean_of_the_twin_pieces_and_reuses_a_density():
+    """SlicedW1(z, ρ) is bit for bit the mean over directions of np.sum of the twin's pieces (what SlicedW1 summed
+    before issue 16), each direction's grid law the cumulative masses of the cells in projection order;
+    distance(z, cdfs(ρ)) is the same number."""
+    from mfdyn.transport import w1_terms_1d_numpy
+
+    centres = [np.linspace(-3, 3, 31), np.linspace(-2, 2, 27)]
+    mesh = np.meshgrid(*centres, indexing="ij")
+    density = np.exp(-mesh[0] ** 2 - 0.5 * (mesh[1] - 0.3) ** 2)
+    sliced = SlicedW1(centres, directions=16)
+    weights = density.ravel() / density.sum()
+    cdfs = sliced.cdfs(density)
+    for seed in range(3):
+        z = np.random.default_rng(seed).standard_normal((200 + 100 * seed, 2))
+        by_twin = 0.0
+        for d, direction in enumerate(sliced.u):
+            cdf = np.cumsum(weights[sliced.order[d]])
+            by_twin += float(np.sum(w1_terms_1d_numpy(sliced.sorted[d], cdf, np.sort(z @ direction))))
+        assert sliced(z, density) == by_twin / len(sliced.u)
+        assert sliced.distance(z, cdfs) == sliced(z, density)
+    assert np.all(np.diff(sliced.sorted, axis=1) >= 0)
+
+
+def test_members_sharing_a_pde_side_get_the_tables_they_get_alone(tmp_path, monkeypatch):
+    """Two runs of one grid config (seeds 1 and 2) against one PDE file through one PdeSide: every array of their
+    tables equal, bit for bit, to comparison_table without it (also when the side keeps W1's grid side of one save
+    time only), the PDE's ∫f dρ_t computed once per test function for both; and rates() over them as a sweep
+    folder gives their sup-gaps and Monte Carlo predictions exactly."""
+    import validation.compare as cmp
+    from mfdyn.config import load_config
+    from mfdyn.storage import RunFile
+    from validation.observables import pde_expectations
+    from validation.runner import execute
+
+    base = ROOT / "configs" / "teacher_student_2d.toml"
+    short = ["dynamics.t_end=0.2", "output.every=0.1", "particles.eps=1e-3", "pde.cells=[36, 40]", "particles.n=60"]
+    execute(load_config(base, short), tmp_path / "pde.h5", "pde").close()
+    for seed in (1, 2):
+        execute(load_config(base, [*short, f"particles.seed={seed}"]), tmp_path / f"run{seed}.h5", "particles").close()
+    calls = []
+    monkeypatch.setattr(cmp, "pde_expectations", lambda *args: calls.append(args[0]) or pde_expectations(*args))
+    with RunFile.open(tmp_path / "pde.h5") as pde:
+        side = cmp.PdeSide(pde)
+        for seed in (1, 2):
+            with RunFile.open(tmp_path / f"run{seed}.h5") as run:
+                before = len(calls)
+                shared = cmp.comparison_table(run, pde, side)
+                assert calls[before:] == (list(cmp.observables_of(run)) if seed == 1 else [])     # once, for both
+                own = sw.member_gaps(tmp_path / f"run{seed}.h5", tmp_path / "pde.h5")
+                assert shared.keys() == own.keys() and {"w1", "gap_0", "quantiles_pde_a"} <= set(own)
+                for key in own:
+                    assert shared[key].shape == own[key].shape and np.array_equal(shared[key], own[key]), key
+                assert sw._monte_carlo_t0(run, side) == sw.monte_carlo_t0(tmp_path / "pde.h5",
+                                                                          tmp_path / f"run{seed}.h5")
+        assert len(side._cdfs) == len(side.time)                 # W1's grid side kept for every save time
+        small = cmp.PdeSide(pde)
+        small.CDFS_BYTES = 1                                     # ... or only the last one: the same numbers
+        with RunFile.open(tmp_path / "run1.h5") as run:
+            assert np.array_equal(cmp.comparison_table(run, pde, small)["w1"],
+                                  sw.member_gaps(tmp_path / "run1.h5", tmp_path / "pde.h5")["w1"])
+        assert len(small._cdfs) == 1 < len(side.time)
+    # rates() over these files as a sweep folder (x = the seed: one member per x): the sup-gaps of the tables alone
+    members = [{"overrides": [*short, f"particles.seed={seed}"], "grid": "pde.h5", "file": f"run{seed}.h5",
+                "engines": ["pde", "particles"]} for seed in (2, 1)]
+    (tmp_path / "index.json").write_text(json.dumps({"sweep": "(dict)", "x": "particles.seed", "members": members}))
+    with pytest.warns(RuntimeWarning):                       # one seed per x: no spread, no interval
+        summary = sw.rates(tmp_path)
+    alone = [sw.member_gaps(tmp_path / f"run{seed}.h5", tmp_path / "pde.h5") for seed in (1, 2)]
+    for q in ("w1", "gap_0", "risk"):
+        expected = [float(np.max(np.abs(t["risk_gap"]) if q == "risk" else t[q])) for t in alone]
+        assert list(summary["quantities"][q]["mean"]) == expected, q
+    assert list(summary["quantities"]["gap_0"]["t0_predicted"]) == [
+        sw.monte_carlo_t0(tmp_path / "pde.h5", tmp_path / f"run{seed}.h5")["gap_0"] for seed in (1, 2)]

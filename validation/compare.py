@@ -2,6 +2,7 @@
 the Gibbs state ρ* of its config (docs/math.md §6)."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from validation.observables import (
     marginal_quantiles,
     particle_quantiles,
     pde_expectation,
+    pde_expectations,
     risk_with_finite_n,
     w1_1d,
 )
@@ -31,9 +33,22 @@ def observables_for(config: Config) -> tuple[str, ...]:
     return config.output.observables or default_observables(config.coordinates, *observable_frame(config))
 
 
+def grid_key(config: Config) -> str:
+    """Canonical text of every table of a config but [particles]: what the grid engines (a sweep solves each
+    distinct one once) and the test functions depend on."""
+    return json.dumps({k: v for k, v in config.to_dict().items() if k != "particles"}, sort_keys=True, default=str)
+
+
+_OBSERVABLES_OF_GRID: dict[str, tuple[str, ...]] = {}
+
+
 @lru_cache(maxsize=64)
 def _observables_of_toml(config_toml: str) -> tuple[str, ...]:
-    return observables_for(load_config(config_toml, from_text=True))
+    config = load_config(config_toml, from_text=True)
+    key = grid_key(config)       # a sweep's members differ in [particles] only: one make_problem for all of them
+    if key not in _OBSERVABLES_OF_GRID:
+        _OBSERVABLES_OF_GRID[key] = observables_for(config)
+    return _OBSERVABLES_OF_GRID[key]
 
 
 def observables_of(run: RunFile) -> tuple[str, ...]:
@@ -64,49 +79,97 @@ def _match(times: np.ndarray, own: np.ndarray) -> np.ndarray:
     return out
 
 
-def comparison_table(run: RunFile, pde: RunFile | None = None) -> dict[str, np.ndarray]:
+class PdeSide:
+    """What comparison_table needs of a file's /pde whatever run it is compared with, computed once and shared
+    by every run compared with that file (a sweep's members, validation.sweep.rates): the save times `time`,
+    `risk` and `finite_n_term` (T,), the grid (`coords`, `centres`, `edges`: cell faces) and the `densities`
+    (T of them, grid-shaped); on first use, and then kept, per coordinate its marginal quantiles (T, 3), per
+    test function ∫f dρ_t (T,), and per save time the grid side of W1 (SlicedW1.cdfs, above 1-D: 64 × cells
+    floats each, kept up to CDFS_BYTES in all, the oldest dropped beyond)."""
+
+    CDFS_BYTES = 2**30
+
+    def __init__(self, pde: RunFile):
+        self.time, self.risk = pde.series("pde", "time"), pde.series("pde", "risk")
+        self.finite_n_term = pde.series("pde", "finite_n_term")
+        self.coords = pde.coords("pde")
+        self.centres = [pde.fixed("pde", c) for c in self.coords]
+        self.edges = [edges_from_centres(c) for c in self.centres]
+        self.densities = [pde.row("pde", "density", j) for j in range(len(self.time))]
+        self._sliced = (_sliced_w1(tuple((float(c[0]), float(c[-1]), len(c)) for c in self.centres))
+                        if len(self.centres) > 1 else None)
+        self._quantiles: dict[int, np.ndarray] = {}
+        self._expectations: dict[str, np.ndarray] = {}
+        self._cdfs: dict[int, list[np.ndarray]] = {}
+
+    def quantiles(self, axis: int) -> np.ndarray:
+        """The marginal quantiles (QUANTILES) of coordinate `axis` at every save time, (T, 3)."""
+        if axis not in self._quantiles:
+            self._quantiles[axis] = np.array([marginal_quantiles(rho, self.edges, axis) for rho in self.densities])
+        return self._quantiles[axis]
+
+    def expectations(self, expression: str) -> np.ndarray:
+        """∫ f dρ_t of a test function at every save time, (T,)."""
+        if expression not in self._expectations:
+            self._expectations[expression] = pde_expectations(expression, tuple(self.coords), self.densities,
+                                                              self.centres)
+        return self._expectations[expression]
+
+    def w1(self, z: np.ndarray, j: int) -> float:
+        """W1 between particles z (N, k) and the density of save time j: exact in 1-D, sliced above."""
+        if self._sliced is None:
+            return w1_1d(z[:, 0], self.densities[j], self.edges[0])
+        if j not in self._cdfs:
+            cdfs = self._sliced.cdfs(self.densities[j])
+            size = sum(c.nbytes for c in cdfs)
+            while self._cdfs and (len(self._cdfs) + 1) * size > self.CDFS_BYTES:
+                del self._cdfs[next(iter(self._cdfs))]
+            self._cdfs[j] = cdfs
+        return self._sliced.distance(z, self._cdfs[j])
+
+
+def comparison_table(run: RunFile, pde: RunFile | None = None, side: PdeSide | None = None) -> dict[str, np.ndarray]:
     """Risks, test functions, W1 and reduced-coordinate quantiles of both engines at their common times.
 
     Keys: time, risk_pde, risk_pde_finite_n (R_pde + the iid 1/N term), risk_sgd, risk_gap
     (R_sgd − R_pde − 1/N term); per coordinate c: quantiles_pde_c, quantiles_sgd_c (T, 3); per test
     function k (attribute `observables` lists them): obs_pde_k, obs_sgd_k, gap_k = |mean f(z_i) − ∫f dρ|;
     and w1: W1 between the particles' reduced coordinates and ρ (exact in 1-D, sliced above).
-    pde: the file holding /pde, if it is another one (sweeps).
+    pde: the file holding /pde, if it is another one (sweeps); side: its PdeSide, when runs share one.
     """
     pde = run if pde is None else pde
     if not pde.has("pde") or not run.has("particles"):
         raise ValueError(f"{run.name}: compare needs /pde and /particles; this file has "
                          + (", ".join(f"/{g}" for g in run.groups()) or "no groups"))
-    t_pde, t_sgd = pde.series("pde", "time"), run.series("particles", "time")
-    matched = _match(t_sgd, t_pde)
+    side = PdeSide(pde) if side is None else side
+    coords = run.coords("particles")
+    if coords != side.coords:
+        raise ValueError(f"{run.name}: its particles have coordinates {coords}, the PDE {side.coords}; they must agree")
+    t_sgd = run.series("particles", "time")
+    matched = _match(t_sgd, side.time)
     i_sgd = np.flatnonzero(matched >= 0)
     i_pde = matched[i_sgd]
     n = particle_count(run)
-    risk_pde = pde.series("pde", "risk")[i_pde]
+    risk_pde = side.risk[i_pde]
     config = load_config(run.config_toml, from_text=True)
     # The iid 1/N term (docs/math.md §1) is E R_N − R for iid particles; paired particles (init.symmetric) and
     # the centred model have an initial output of exactly f(ρ_0) (or 0), so their reference is R itself
     iid = not (config.init.symmetric or config.dynamics.centered)
-    finite_n = pde.series("pde", "finite_n_term")[i_pde] if iid else 0.0
+    finite_n = side.finite_n_term[i_pde] if iid else 0.0
     table = {"time": t_sgd[i_sgd], "risk_pde": risk_pde,
              "risk_pde_finite_n": risk_with_finite_n(risk_pde, finite_n, n),
              "risk_sgd": run.series("particles", "risk")[i_sgd]}
     table["risk_gap"] = table["risk_sgd"] - table["risk_pde_finite_n"]
-    coords = run.coords("particles")
-    centres = [pde.fixed("pde", c) for c in coords]
-    edges = [edges_from_centres(c) for c in centres]
     zs = [run.row("particles", "z", i) for i in i_sgd]
-    rhos = [pde.row("pde", "density", j) for j in i_pde]
     for axis, c in enumerate(coords):
-        table[f"quantiles_pde_{c}"] = np.array([marginal_quantiles(rho, edges, axis) for rho in rhos])
+        table[f"quantiles_pde_{c}"] = side.quantiles(axis)[i_pde]
         table[f"quantiles_sgd_{c}"] = np.array([particle_quantiles(z[:, axis:axis + 1])[:, 0] for z in zs])
     for k, expression in enumerate(observables_of(run)):
-        on_grid = np.array([pde_expectation(expression, tuple(coords), rho, centres) for rho in rhos])
+        on_grid = side.expectations(expression)[i_pde]
         on_particles = np.array([evaluate(expression, tuple(coords), list(z.T)).mean() for z in zs])
         table[f"obs_pde_{k}"], table[f"obs_sgd_{k}"] = on_grid, on_particles
         table[f"gap_{k}"] = np.abs(on_particles - on_grid)
-    w1 = _w1_against(centres, edges)
-    table["w1"] = np.array([w1(z, rho) for z, rho in zip(zs, rhos)])
+    table["w1"] = np.array([side.w1(z, j) for z, j in zip(zs, i_pde)])
     table.update(_laziness(run, pde, i_pde, i_sgd))
     table.update(_parts(run, i_sgd, table, coords))
     return table

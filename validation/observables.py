@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfdyn.expressions import evaluate
+from mfdyn.transport import distinct_ends, w1_terms_1d
 
 QUANTILES = (0.05, 0.5, 0.95)
 
@@ -46,12 +47,20 @@ def risk_with_finite_n(risk_pde: np.ndarray, finite_n_term: np.ndarray, n: int) 
     return np.asarray(risk_pde) + np.asarray(finite_n_term) / n
 
 
+def pde_expectations(expression: str, coords: tuple[str, ...], densities: list[np.ndarray],
+                     centres: list[np.ndarray]) -> np.ndarray:
+    """∫ f dρ for each of `densities` (cell averages, grid-shaped; midpoint rule, the solver's own quadrature),
+    (len(densities),); f is evaluated on the cell centres once for all of them."""
+    mesh = np.meshgrid(*centres, indexing="ij")
+    volume = float(np.prod([c[1] - c[0] for c in centres]))
+    values = evaluate(expression, coords, mesh)
+    return np.array([float(np.sum(values * density) * volume) for density in densities])
+
+
 def pde_expectation(expression: str, coords: tuple[str, ...], density: np.ndarray,
                     centres: list[np.ndarray]) -> float:
     """∫ f dρ for cell averages (midpoint rule, the solver's own quadrature)."""
-    mesh = np.meshgrid(*centres, indexing="ij")
-    volume = float(np.prod([c[1] - c[0] for c in centres]))
-    return float(np.sum(evaluate(expression, coords, mesh) * density) * volume)
+    return float(pde_expectations(expression, coords, [density], centres)[0])
 
 
 def w1_1d(z: np.ndarray, density: np.ndarray, edges: np.ndarray) -> float:
@@ -76,7 +85,8 @@ def w1_1d(z: np.ndarray, density: np.ndarray, edges: np.ndarray) -> float:
 class SlicedW1:
     """Sliced W1 in 2-D/3-D between particles and a grid density: the mean over fixed random directions u
     of W1 between u·z_i and u·θ under ρ, with each cell's mass at its centre (O(h) from the grid law).
-    The grid's projections and their order are computed once per grid and reused for every call."""
+    The grid's projections and their order are computed once per grid, a density's cumulative masses along
+    them once per density (cdfs), and reused for every call."""
 
     def __init__(self, centres: list[np.ndarray], directions: int = 64, seed: int = 0):
         rng = np.random.default_rng(seed)
@@ -84,17 +94,26 @@ class SlicedW1:
         self.u = u / np.linalg.norm(u, axis=1)[:, None]
         points = np.stack([m.ravel() for m in np.meshgrid(*centres, indexing="ij")], axis=1)
         projections = points @ self.u.T                                  # (M, directions)
-        self.order = np.argsort(projections, axis=0)
-        self.sorted = np.take_along_axis(projections, self.order, axis=0)
+        order = np.argsort(projections, axis=0)
+        self.order = np.ascontiguousarray(order.T)                       # (directions, M)
+        self.sorted = np.ascontiguousarray(np.take_along_axis(projections, order, axis=0).T)
+        self.ends = [distinct_ends(x) for x in self.sorted]             # per direction, the distinct projections
+        self.points = [x[ends] for x, ends in zip(self.sorted, self.ends)]
+
+    def cdfs(self, density: np.ndarray) -> list[np.ndarray]:
+        """The grid side of the distance to one density (grid-shaped): per direction the cumulative masses of
+        the cells in the order of their projections (normalised to end at 1), read at each distinct projection
+        (self.points), a list of `directions` arrays of up to M values."""
+        weights = density.ravel() / density.sum()
+        return [row[ends] for row, ends in zip(np.cumsum(weights[self.order], axis=1), self.ends)]
+
+    def distance(self, z: np.ndarray, cdfs: list[np.ndarray]) -> float:
+        """Sliced W1 between the particles z (N, k) and the density whose cdfs these are."""
+        total = 0.0
+        for direction, xs, cdf in zip(self.u, self.points, cdfs):
+            total += float(np.sum(w1_terms_1d(xs, cdf, np.sort(z @ direction))))
+        return total / len(self.u)
 
     def __call__(self, z: np.ndarray, density: np.ndarray) -> float:
-        weights = density.ravel() / density.sum()
-        total = 0.0
-        for d, direction in enumerate(self.u):
-            xs, ws = self.sorted[:, d], np.cumsum(weights[self.order[:, d]])
-            part = np.sort(z @ direction)
-            allx = np.union1d(xs, part)
-            f_grid = np.concatenate([[0.0], ws])[np.searchsorted(xs, allx[:-1], side="right")]
-            f_part = np.searchsorted(part, allx[:-1], side="right") / len(part)
-            total += float(np.sum(np.abs(f_grid - f_part) * np.diff(allx)))
-        return total / len(self.u)
+        """Sliced W1 between the particles z (N, k) and cell averages `density` (grid-shaped)."""
+        return self.distance(z, self.cdfs(density))

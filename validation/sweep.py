@@ -32,6 +32,9 @@ with a 95% bootstrap interval over seeds. Per x also the laziness of docs/math.m
 of each engine, and sup over t of the W2 displacement, the particles' displacement and the kernel
 changes, with their slopes against x. The summary is an xarray Dataset (summary.h5 as netCDF,
 summary.csv), printed, and drawn (rates.png; transition.png when the sweep has laziness data).
+The members are analysed PDE file by PDE file: each is opened once, and the PDE side of the comparison
+(validation.compare.PdeSide: densities, quantiles, ∫f dρ_t, W1's cumulative masses per save time) made once for
+all its members; the numbers are those of each member compared alone (member_gaps), bit for bit.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ import numpy as np
 from mfdyn.config import Config, ConfigError, load_config, parse_override
 from mfdyn.schema import toml_value
 from mfdyn.storage import RunFile
-from validation.compare import PARTS
+from validation.compare import PARTS, PdeSide, comparison_table, grid_key, observables_of, particle_count
 from validation.fluctuations import law
 from validation.rates import BREAK_P_VALUE, fit_slope, summarize
 from validation.workers import one_numba_thread
@@ -182,7 +185,7 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
         except ConfigError as exc:
             errors += [f"sweep member {label}: {p}" for p in exc.problems]
             continue
-        key = (_grid_key(config), member.engines)     # the engines' checks depend on the grid config only
+        key = (grid_key(config), member.engines)      # the engines' checks depend on the grid config only
         if key not in checked:
             checked.add(key)
             errors += [f"sweep member {label}: {p}" for p in _engine_problems(config, member.engines)]
@@ -204,11 +207,6 @@ def _engine_problems(config: Config, engines: tuple[str, ...]) -> list[str]:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _grid_key(config: Config) -> str:
-    """Canonical text of everything the grid engines depend on: every table of the config but [particles]."""
-    return json.dumps({k: v for k, v in config.to_dict().items() if k != "particles"}, sort_keys=True, default=str)
 
 
 def member_values(member: dict) -> dict[str, Any]:
@@ -260,7 +258,7 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
     grids: dict[str, tuple[Path, list[str], set[str]]] = {}
     for member in sweep.members:
         config = sweep.config(member)
-        key = _grid_key(config)
+        key = grid_key(config)
         grid_file, _, wanted = grids.setdefault(key, (folder / f"pde-{_digest(key)}.h5", member.overrides, set()))
         wanted.update(e for e in member.engines if e in GRID_ENGINES)
         entry = {"overrides": member.overrides, "grid": grid_file.name, "engines": list(member.engines)}
@@ -303,30 +301,26 @@ def _has_group(path: Path, group: str) -> bool:
 
 
 def member_gaps(run_file: Path, pde_file: Path) -> dict[str, np.ndarray]:
-    """The comparison table of one member against its PDE (two files)."""
-    from validation.compare import comparison_table
-
+    """The comparison table of one member against its PDE (two files), on its own: rates() shares the PDE side of
+    it (validation.compare.PdeSide) between the members of one PDE file."""
     with RunFile.open(run_file) as run, RunFile.open(pde_file) as pde:
         return comparison_table(run, pde)
 
 
 def monte_carlo_t0(pde_file: Path, run_file: Path) -> dict[str, float]:
     """Per test function k: E|mean f(θ_i) − ∫f dρ_0| = sqrt(2/π) std_f / sqrt(N) for θ_i iid ~ ρ_0."""
-    from validation.compare import observables_of, particle_count
-    from validation.observables import pde_expectation
-
     with RunFile.open(run_file) as run, RunFile.open(pde_file) as pde:
-        if load_config(run.config_toml, from_text=True).init.symmetric:
-            return {}                       # paired particles are not iid: no such prediction
-        coords = tuple(run.coords("particles"))
-        n = particle_count(run)
-        centres = [pde.fixed("pde", c) for c in coords]
-        rho0 = pde.row("pde", "density", 0)
-        out = {}
-        for k, expression in enumerate(observables_of(run)):
-            mean = pde_expectation(expression, coords, rho0, centres)
-            second = pde_expectation(f"({expression})**2", coords, rho0, centres)
-            out[f"gap_{k}"] = float(np.sqrt(2 / np.pi) * np.sqrt(max(second - mean**2, 0.0)) / np.sqrt(n))
+        return _monte_carlo_t0(run, PdeSide(pde))
+
+
+def _monte_carlo_t0(run: RunFile, side: PdeSide) -> dict[str, float]:
+    if load_config(run.config_toml, from_text=True).init.symmetric:
+        return {}                           # paired particles are not iid: no such prediction
+    n = particle_count(run)
+    out = {}
+    for k, expression in enumerate(observables_of(run)):
+        mean, second = side.expectations(expression)[0], side.expectations(f"({expression})**2")[0]
+        out[f"gap_{k}"] = float(np.sqrt(2 / np.pi) * np.sqrt(max(second - mean**2, 0.0)) / np.sqrt(n))
     return out
 
 
@@ -340,16 +334,14 @@ LAZINESS = {"final_risk_pde": ("pde", "risk", "final"), "final_risk_kernel": ("k
             "sup_kernel_change_sgd": ("particles", "kernel_change", "sup")}
 
 
-def _laziness(files: dict[str, Path]) -> dict[str, float]:
+def _laziness(f: RunFile, particles: bool) -> dict[str, float]:
+    """The LAZINESS values a file has: those of /particles (a member's run file) or of the other groups (its
+    grid file)."""
     out = {}
     for name, (group, dataset, how) in LAZINESS.items():
-        path = files.get("particles_file" if group == "particles" else "grid")
-        if path is None:
-            continue
-        with RunFile.open(path) as f:
-            if f.has(group, dataset) and f.count(group):
-                values = f.series(group, dataset)
-                out[name] = float(values[-1] if how == "final" else np.max(values))
+        if (group == "particles") == particles and f.has(group, dataset) and f.count(group):
+            values = f.series(group, dataset)
+            out[name] = float(values[-1] if how == "final" else np.max(values))
     return out
 
 
@@ -371,33 +363,49 @@ def rates(folder: Path) -> dict:
     key = index["x"]
     with RunFile.open(folder / index["members"][0]["grid"]) as f:
         quantity = PROBLEMS[load_config(f.config_toml, from_text=True).problem.name].quantity
-    records, lazy, fluctuations = [], [], []
-    for member in index["members"]:
-        values = member_values(member)
-        x, seed = float(values[key]), values.get("particles.seed", 0)
-        grid_file = folder / member["grid"]
-        files = {"grid": grid_file}
-        if "file" in member:
-            run_file = files["particles_file"] = folder / member["file"]
-            table = member_gaps(run_file, grid_file)
-            quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
-            if np.all(np.isfinite(table["risk_gap"])):
-                quantities["risk"] = np.abs(table["risk_gap"])
-            # the parts of the gap (docs/math.md §8), each fitted on its own: sup_t |part|
-            quantities.update({k: np.abs(v) for k, v in table.items() if k.split("_part_")[0] in PARTS
-                               and "_part_" in k and np.all(np.isfinite(v))})
-            if "risk_gd" in table:
-                with RunFile.open(run_file) as f:
-                    fluctuations.append(fluctuation_record(x, len(f.fixed("particles", "particle")), table))
-            records.append({"x": x, "seed": seed, "sup": {q: float(np.max(v)) for q, v in quantities.items()},
-                            "t0": {q: float(v[0]) for q, v in quantities.items()},
-                            "mc": monte_carlo_t0(grid_file, run_file)})
-        lazy.append({"x": x, **_laziness(files)})
+    members = index["members"]
+    by_grid: dict[str, list[int]] = {}
+    for i, member in enumerate(members):
+        by_grid.setdefault(member["grid"], []).append(i)
+    analysed: list[tuple] = [()] * len(members)
+    for grid, positions in by_grid.items():          # each PDE file opened once, its PDE side made once
+        with RunFile.open(folder / grid) as pde:
+            side = PdeSide(pde) if any("file" in members[i] for i in positions) else None
+            grid_laziness = _laziness(pde, particles=False)
+            for i in positions:
+                analysed[i] = _analyse_member(members[i], folder, key, pde, side, grid_laziness)
+    records = [a[0] for a in analysed if a[0] is not None]
+    lazy = [a[1] for a in analysed]
+    fluctuations = [a[2] for a in analysed if a[2] is not None]
     summary = summarize(records, key) if records else {"x_key": key, "x": np.array([]), "quantities": {}}
     summary["quantity"] = quantity
     summary["fluctuations"] = law(fluctuations)
     summary["laziness"] = _laziness_summary(lazy if key in LAZY_KEYS else [], index.get("fit_from", 0.0))
     return summary
+
+
+def _analyse_member(member: dict, folder: Path, key: str, pde: RunFile, side: PdeSide | None,
+                    grid_laziness: dict[str, float]) -> tuple[dict | None, dict, dict | None]:
+    """One member of index.json against its open PDE file and that file's PdeSide: (its rate record or None
+    without particles, its laziness, its fluctuation record or None when not coupled)."""
+    values = member_values(member)
+    x, seed = float(values[key]), values.get("particles.seed", 0)
+    lazy = {"x": x, **grid_laziness}
+    if "file" not in member:
+        return None, lazy, None
+    with RunFile.open(folder / member["file"]) as run:
+        table = comparison_table(run, pde, side)
+        quantities = {k: table[k] for k in table if k.startswith("gap_") or k == "w1"}
+        if np.all(np.isfinite(table["risk_gap"])):
+            quantities["risk"] = np.abs(table["risk_gap"])
+        # the parts of the gap (docs/math.md §8), each fitted on its own: sup_t |part|
+        quantities.update({k: np.abs(v) for k, v in table.items() if k.split("_part_")[0] in PARTS
+                           and "_part_" in k and np.all(np.isfinite(v))})
+        fluctuation = fluctuation_record(x, particle_count(run), table) if "risk_gd" in table else None
+        record = {"x": x, "seed": seed, "sup": {q: float(np.max(v)) for q, v in quantities.items()},
+                  "t0": {q: float(v[0]) for q, v in quantities.items()}, "mc": _monte_carlo_t0(run, side)}
+        lazy.update(_laziness(run, particles=True))
+    return record, lazy, fluctuation
 
 
 def _laziness_summary(lazy: list[dict], fit_from: float) -> dict:
