@@ -34,6 +34,14 @@ How a pair (a, b, c) is evaluated:
   every |c| ≤ 1, so no boundary layer forms as |c| → 1 (unlike conditioning on X).
 - The self pair (j = i, c = 1, a = b): A = (m/a)[φ(α1)s1 − φ(α2)s2], B = m²[Φ(α2) − Φ(α1)], P = E σ(aG)².
 
+The energy alone (pair_energy, R_N's pair term) cuts Mehler's series where it may: with the tail
+T_K(a) = E σ(aG)² − Σ_{k≤K} ĥ_k(a)² (Parseval), Cauchy–Schwarz bounds the rest of P's series by
+|c|^{K+1} √(T_K(a) T_K(b)), so each pair needs only the terms that bring this below ENERGY_TAIL · max σ².
+Pairs |c| ≤ ENERGY_FAR_COSINE run vectorised across a chunk of columns, to the order the row's largest |c|
+there and the chunk's largest tail ask for (at most FAR_TERMS terms); the rest one by one, to their own
+order (up to MID_TERMS terms, the coefficients past FAR_TERMS computed only for the chunks that need them);
+only pairs needing more (|c| ≳ 0.9) go to near_energy's closed form.
+
 Near |c| = 1, B has a √(1 − |c|) singularity, so 1 − |c| is taken from the unit vectors' chord,
 1 − |c| = ½|u_i ∓ u_j|², not from the rounded cosine (exactly 0 for parallel copies). A zero point (τ = 0)
 has u = 0, hence c = 0 with everything (σ(0) is a constant, so any c is exact).
@@ -41,6 +49,7 @@ has u = 0, hence c = 0 with everything (σ(0) is a constant, so any c is exact).
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -60,7 +69,15 @@ from mfdyn.gaussian import (
 
 ROW_BLOCK = 32                # rows per task: they share each chunk of column data while it is in cache
 COL_CHUNK = 64                # columns per chunk
-ENERGY_PARALLEL_PAIRS = 1 << 16   # pair_energy uses threads from this many pairs i ≤ j on (~0.2 ms of work)
+ENERGY_PARALLEL_PAIRS = 1 << 16   # pair_energy uses threads from this many pairs i ≤ j on (~0.5 ms of work)
+ENERGY_TAIL = 1e-15           # pair_energy truncates Mehler's series where its tail is below this × max σ² ...
+ENERGY_FAR_COSINE = 0.75      # ... vectorised across a chunk for |c| ≤ this, ...
+MID_TERMS = 256               # ... else pair by pair up to this many terms (else near_energy)
+TAIL_SLACK = 1e-12            # a tail bound's allowance for rounding, × E σ(τG)² (energy_coefficient_tasks)
+# Every tail is ≤ (1 + TAIL_SLACK) max σ² and tol = ENERGY_TAIL max σ², so FAR_TERMS terms do for |c| ≤ ENERGY_FAR_COSINE
+FAR_TERMS = 4 * math.ceil(0.25 * math.log(ENERGY_TAIL / (1.0 + TAIL_SLACK)) / math.log(ENERGY_FAR_COSINE))
+assert FAR_TERMS <= MID_TERMS and MID_TERMS % 16 == 0
+_COEF_BLOCK = 64              # points per block of _hermite_block in coefficients_into
 _V_NODES = 40                 # the twin's Gauss–Legendre nodes per panel in V
 _V_TAIL = 10.0                # φ(10) ≈ 8e−23: the V integral is cut at ±10 ...
 _V_FIXED = (-5.0, 0.0, 5.0)   # ... and always split here too: 40 nodes on all of [−10, 10] leave 1e−12 on ∫φ
@@ -128,44 +145,175 @@ def _ramp_mean(mu: float, nu: float, t1: float, t2: float, s1: float, slope: flo
 
 
 @njit(cache=True)
+def _hermite_block(a: np.ndarray, t1: float, t2: float, s1: float, s2: float, full: np.ndarray) -> None:
+    """ĥ_k(a_j) for k = 0..K into full (K+1, n), for a block of n points a_j > 0 (gaussian.hermite_coefficients).
+
+    ĥ_0 = q(a), ĥ_1 = am[Φ(β) − Φ(α)], ĥ_k = am[ψ_{k−2}(α)φ(α) − ψ_{k−2}(β)φ(β)]/√(k(k−1)) with α = t1/a,
+    β = t2/a and ψ_k = He_k/√k! (docs/math.md §3.1); ψ_k φ is run through the three-term recurrence as one
+    product, so nothing overflows where φ underflows. The recurrence runs across the block (k outer), its
+    square roots from tables: the same operations as point by point, so the same bits."""
+    k1, n = full.shape
+    slope = (s2 - s1) / (t2 - t1)
+    root = np.sqrt(np.arange(k1 + 1.0))                  # √m
+    pair_root = np.empty(k1)                             # √(k(k − 1))
+    for k in range(k1):
+        pair_root[k] = math.sqrt(k * (k - 1.0))
+    al, be, am = np.empty(n), np.empty(n), np.empty(n)
+    ga0, ga1, gb0, gb1 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    for j in range(n):
+        al[j], be[j], am[j] = t1 / a[j], t2 / a[j], a[j] * slope
+        full[0, j] = _ramp_mean(0.0, a[j], t1, t2, s1, slope)
+        if k1 > 1:
+            full[1, j] = am[j] * (_cdf(be[j]) - _cdf(al[j]))
+        ga0[j], ga1[j] = _pdf(al[j]), al[j] * _pdf(al[j])     # ψ_0 φ, ψ_1 φ at α
+        gb0[j], gb1[j] = _pdf(be[j]), be[j] * _pdf(be[j])
+    for k in range(2, k1):
+        m = k - 2                                        # ψ_{m+1} = (x ψ_m − √m ψ_{m−1}) / √(m+1)
+        rk, r1, r2 = pair_root[k], root[m + 1], root[m + 2]
+        for j in range(n):
+            full[k, j] = am[j] * (ga0[j] - gb0[j]) / rk
+            a1 = (al[j] * ga1[j] - r1 * ga0[j]) / r2
+            b1 = (be[j] * gb1[j] - r1 * gb0[j]) / r2
+            ga0[j], ga1[j], gb0[j], gb1[j] = ga1[j], a1, gb1[j], b1
+
+
+@njit(cache=True, inline="always")
+def _sigma_at_zero(t1: float, t2: float, s1: float, s2: float) -> float:
+    """σ(0) of the ramp."""
+    slope = (s2 - s1) / (t2 - t1)
+    return s1 if t1 >= 0.0 else (s2 if t2 <= 0.0 else s1 - slope * t1)
+
+
+@njit(cache=True)
 def coefficients_into(tau: np.ndarray, t1: float, t2: float, s1: float, s2: float, h: np.ndarray, d1: np.ndarray,
                       d2: np.ndarray) -> None:
     """derivative_coefficients in Numba: for τ (Y, M) write ĥ_k, d1_k, d2_k (k = 0..K) into h, d1, d2 (Y, M, K+1).
 
-    ĥ_0 = q(τ), ĥ_1 = τm[Φ(β) − Φ(α)], ĥ_k = τm[ψ_{k−2}(α)φ(α) − ψ_{k−2}(β)φ(β)]/√(k(k−1)) with α = t1/τ,
-    β = t2/τ and ψ_k = He_k/√k! (gaussian.hermite_coefficients, docs/math.md §3.1); ψ_k φ is run through
-    the three-term recurrence as one product, so nothing overflows where φ underflows.
+    ĥ_k from _hermite_block (to k = K + 2), d1_k = √(k+1) ĥ_{k+1}/τ, d2_k = √((k+1)(k+2)) ĥ_{k+2}/τ²; at τ = 0
+    ĥ = (σ(0), 0, …), d1 = (σ'(0), 0, …), d2 = 0.
     """
     ny, npts, k1 = h.shape
     kmax = k1 - 1
     slope = (s2 - s1) / (t2 - t1)
-    full = np.empty(kmax + 3)
+    full = np.empty((kmax + 3, _COEF_BLOCK))
+    a = np.empty(_COEF_BLOCK)
+    root1, root2 = np.empty(k1), np.empty(k1)
+    for k in range(k1):
+        root1[k], root2[k] = math.sqrt(k + 1.0), math.sqrt((k + 1.0) * (k + 2.0))
     for y in range(ny):
-        for j in range(npts):
-            a = tau[y, j]
-            if a <= 0.0:
+        for j0 in range(0, npts, _COEF_BLOCK):
+            n = min(_COEF_BLOCK, npts - j0)
+            for jj in range(_COEF_BLOCK):
+                a[jj] = tau[y, j0 + jj] if jj < n and tau[y, j0 + jj] > 0.0 else 1.0
+            _hermite_block(a, t1, t2, s1, s2, full)
+            for jj in range(n):
+                j = j0 + jj
+                if tau[y, j] <= 0.0:
+                    for k in range(kmax + 1):
+                        h[y, j, k] = 0.0
+                        d1[y, j, k] = 0.0
+                        d2[y, j, k] = 0.0
+                    h[y, j, 0] = _sigma_at_zero(t1, t2, s1, s2)
+                    d1[y, j, 0] = slope if t1 < 0.0 < t2 else 0.0
+                    continue
+                aj = tau[y, j]
                 for k in range(kmax + 1):
-                    h[y, j, k] = 0.0
-                    d1[y, j, k] = 0.0
-                    d2[y, j, k] = 0.0
-                h[y, j, 0] = s1 if t1 >= 0.0 else (s2 if t2 <= 0.0 else s1 - slope * t1)
-                d1[y, j, 0] = slope if t1 < 0.0 < t2 else 0.0
-                continue
-            al, be = t1 / a, t2 / a
-            am = a * slope
-            full[0] = _ramp_mean(0.0, a, t1, t2, s1, slope)
-            full[1] = am * (_cdf(be) - _cdf(al))
-            ga0, ga1 = _pdf(al), al * _pdf(al)          # ψ_0 φ, ψ_1 φ at α
-            gb0, gb1 = _pdf(be), be * _pdf(be)
-            for k in range(2, kmax + 3):
-                full[k] = am * (ga0 - gb0) / math.sqrt(k * (k - 1.0))
-                m = k - 2                               # ψ_{m+1} = (x ψ_m − √m ψ_{m−1}) / √(m+1)
-                ga0, ga1 = ga1, (al * ga1 - math.sqrt(m + 1.0) * ga0) / math.sqrt(m + 2.0)
-                gb0, gb1 = gb1, (be * gb1 - math.sqrt(m + 1.0) * gb0) / math.sqrt(m + 2.0)
-            for k in range(kmax + 1):
-                h[y, j, k] = full[k]
-                d1[y, j, k] = math.sqrt(k + 1.0) * full[k + 1] / a
-                d2[y, j, k] = math.sqrt((k + 1.0) * (k + 2.0)) * full[k + 2] / (a * a)
+                    h[y, j, k] = full[k, jj]
+                    d1[y, j, k] = root1[k] * full[k + 1, jj] / aj
+                    d2[y, j, k] = root2[k] * full[k + 2, jj] / (aj * aj)
+
+
+@njit(cache=True, inline="always")
+def _transpose_into(block: np.ndarray, out: np.ndarray) -> None:
+    """out[j, k] = block[k, j] for out (n, K), block (K, ≥ n): eight k at a time, so that the reads of a pass
+    (eight rows of block) and its writes (a cache line of out) stay in L1 whatever the strides."""
+    n, nk = out.shape
+    for k0 in range(0, nk, 8):
+        k1 = min(k0 + 8, nk)
+        for j in range(n):
+            for k in range(k0, k1):
+                out[j, k] = block[k, j]
+
+
+@njit(cache=True, inline="always")
+def _logs_above(x: np.ndarray, out: np.ndarray) -> None:
+    """out = upper bounds on ln x (x > 0, finite) within 0.07, elementwise and branch-free: x = m 2^e with
+    m ∈ [1, 2) read off the bits, and ln m below its tangent at m = 3/2."""
+    bits = x.view(np.int64)
+    for j in range(len(x)):
+        e = (bits[j] >> 52) - 1023
+        m = 1.0 + (bits[j] & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16       # 2^−52
+        out[j] = e * 0.6931471805599453 + 0.4054651081081644 + (m - 1.5) / 1.5 + 1e-15
+
+
+@njit(cache=True, inline="always")
+def _chunk_coefficients(tau: np.ndarray, j0: int, n: int, t1: float, t2: float, s1: float, s2: float,
+                        full: np.ndarray, tl: np.ndarray, a: np.ndarray, second: np.ndarray, head: np.ndarray) -> None:
+    """For the n ≤ C points τ[j0:j0+n] (one class): ĥ_k (k < K) into full (K, C) and the tail bounds T_{2g+1}
+    (energy_coefficient_tasks) into tl (K/2, C), across the points (k outer); columns n..C−1 get 0."""
+    nh, chunk = full.shape
+    for jj in range(chunk):
+        a[jj] = tau[j0 + jj] if jj < n and tau[j0 + jj] > 0.0 else 1.0
+    _hermite_block(a, t1, t2, s1, s2, full)
+    for jj in range(chunk):
+        second[jj] = self_pair(a[jj], t1, t2, s1, s2, True)[2]
+        if jj >= n or tau[j0 + jj] <= 0.0:
+            for k in range(nh):
+                full[k, jj] = 0.0
+            if jj < n:
+                full[0, jj] = _sigma_at_zero(t1, t2, s1, s2)
+                second[jj] = full[0, jj] * full[0, jj]
+        head[jj] = 0.0
+    for k in range(nh):
+        for jj in range(chunk):
+            head[jj] += full[k, jj] * full[k, jj]
+        if k % 2:
+            for jj in range(chunk):
+                tl[k // 2, jj] = max(second[jj] - head[jj], 0.0) + TAIL_SLACK * second[jj]
+
+
+@njit(cache=True, nogil=True)
+def energy_coefficient_tasks(first: int, last: int, tau: np.ndarray, t1: float, t2: float, s1: float, s2: float,
+                             h_tiles: np.ndarray, tail_tiles: np.ndarray, log_tiles: np.ndarray,
+                             chunk_logs: np.ndarray) -> None:
+    """Column chunks first..last−1 (C = h_tiles.shape[3] points each) of energy_tasks' data, for τ (Y, M), in
+    tiles (column j at [.., j // C, :, j % C], zero beyond M): ĥ_k(τ_yj) (k < F) into h_tiles (Y, ⌈M/C⌉, F, C);
+    into tail_tiles (Y, ⌈M/C⌉, F/2, C) bounds on Mehler's tails T_K(τ) = E σ(τG)² − Σ_{k≤K} ĥ_k² = Σ_{k>K} ĥ_k²
+    (Parseval) at K = 2g + 1: the computed difference, at least 0, plus TAIL_SLACK · E σ(τG)² for the rounding
+    of both terms; into log_tiles upper bounds on their logarithms (within 0.07) and into chunk_logs
+    (Y, ⌈M/C⌉, F/2) the chunk's largest. τ = 0: ĥ = (σ(0), 0, …), T = slack."""
+    ny, npts = tau.shape
+    chunk, nlog = h_tiles.shape[3], log_tiles.shape[2]
+    a, second, head = np.empty(chunk), np.empty(chunk), np.empty(chunk)
+    for y in range(ny):
+        for ch in range(first, last):
+            n = min(chunk, npts - ch * chunk)
+            _chunk_coefficients(tau[y], ch * chunk, n, t1, t2, s1, s2, h_tiles[y, ch], tail_tiles[y, ch], a, second,
+                                head)
+            for g in range(nlog):
+                _logs_above(tail_tiles[y, ch, g], log_tiles[y, ch, g])
+                top = -np.inf
+                for jj in range(n):
+                    top = max(top, log_tiles[y, ch, g, jj])
+                chunk_logs[y, ch, g] = top
+
+
+@njit(cache=True, nogil=True)
+def high_coefficient_tasks(first: int, last: int, chunks: np.ndarray, tau: np.ndarray, t1: float, t2: float,
+                           s1: float, s2: float, h: np.ndarray, tails: np.ndarray) -> None:
+    """For the column chunks chunks[first:last] (C = COL_CHUNK points each) of τ (Y, M): ĥ_k (k < H) into h (Y, M, H)
+    and the tail bounds T_{2g+1} of energy_coefficient_tasks into tails (Y, M, H/2), point by point (the
+    layout of mehler_terms)."""
+    ny, npts, nh = h.shape
+    full, tl = np.empty((nh, COL_CHUNK)), np.empty((nh // 2, COL_CHUNK))
+    a, second, head = np.empty(COL_CHUNK), np.empty(COL_CHUNK), np.empty(COL_CHUNK)
+    for y in range(ny):
+        for c in range(first, last):
+            j0 = chunks[c] * COL_CHUNK
+            n = min(COL_CHUNK, npts - j0)
+            _chunk_coefficients(tau[y], j0, n, t1, t2, s1, s2, full, tl, a, second, head)
+            _transpose_into(full, h[y, j0:j0 + n])
+            _transpose_into(tl, tails[y, j0:j0 + n])
 
 
 @njit(cache=True)
@@ -468,68 +616,280 @@ def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows:
                     grad[i, e] += scale2[y, e] * (points[i, e] * sum_a[r] + sum_b[r, e])
 
 
-@njit(cache=True, nogil=True)
-def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows: np.ndarray,
-                 unit_tiles: np.ndarray, h_tiles: np.ndarray, weights: np.ndarray, class_weights: np.ndarray,
-                 t1: float, t2: float, s1: float, s2: float, cmax: float, row_energy: np.ndarray) -> None:
-    """Tasks first..last−1 of the energy alone (task t: rows t·ROW_BLOCK .. min(M, (t+1)·ROW_BLOCK) − 1): per row
-    i, row_energy_i = Σ_y κ_y (ω_i P_ii + 2 Σ_{j>i} ω_j P_ij), so that Σ_i ω_i row_energy_i = Σ_ij ω_i ω_j U_ij.
+@njit(cache=True, inline="always")
+def _far_band(bits: np.ndarray, r: int, lo: int, nc: int, cmax_bits: int) -> tuple[int, int]:
+    """Over the pairs jj ∈ [lo, nc) of row r of the cosines (bits: their int64 view): the bits of the largest
+    |c| ≤ cmax and the count of |c| > cmax. Non-negative doubles order as their bit patterns, so both are
+    integer reductions (vectorised, unlike a float maximum)."""
+    top = 0
+    above = 0
+    for jj in range(lo, nc):
+        b = bits[r, jj] & 0x7FFFFFFFFFFFFFFF
+        inside = b <= cmax_bits
+        top = max(top, b if inside else 0)
+        above += 0 if inside else 1
+    return top, above
 
-    The arguments are pair_tasks' (unit (Y, M, d), tau (Y, M), h_rows (Y, M, K+1), unit_tiles, h_tiles, weights
-    ω (M,), class_weights κ (Y,), the ramp, cmax); row_energy (M,) is written. U is symmetric, so a row
-    only visits the column chunks from its own on, and its pairs j > i: half of pair_tasks' pairs, with
-    Mehler for |c| ≤ cmax, near_energy above, self_pair on the diagonal. A row's numbers are the same
-    whatever the thread count (no sums across rows).
+
+@njit(cache=True, inline="always")
+def _far_terms(cm: float, row_log: np.ndarray, col_log: np.ndarray, kfar: int, log_tol: float) -> int:
+    """A K ≤ kfar (K + 1 a multiple of 4, as is kfar + 1), nearly the smallest, with cm^{K+1} √(T_K(row) T_K(col)) ≤ tol,
+    from the logarithms of the tails at K = 2g + 1: the K the bound at kfar asks for (T_K ≥ T_kfar: too few),
+    then the K the bound at that K asks for (valid: T falls with K)."""
+    if cm <= 0.0:
+        return 3
+    scale = -0.5 / math.log(cm)
+    k = kfar
+    for _ in range(2):
+        g = (k - 1) // 2
+        need = (row_log[g] + col_log[g] - 2.0 * log_tol) * scale        # K + 1 ≥ need
+        k = 4 * max(1, min((kfar + 1) // 4, -(-int(math.ceil(need)) // 4))) - 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _mid_terms(c: float, row_tail: np.ndarray, col_tail: np.ndarray, tol2: float) -> int:
+    """The fewest terms n ∈ {8, 16, …, 2·len(tails)} with (|c|^n)² T_{n−1}(row) T_{n−1}(col) ≤ tol², else 0 (tails at
+    K = 2g + 1)."""
+    c2 = c * c
+    c4 = c2 * c2
+    c8 = c4 * c4
+    p = c8
+    for n in range(8, 2 * len(row_tail) + 1, 8):
+        g = n // 2 - 1
+        if p * p * row_tail[g] * col_tail[g] <= tol2:
+            return n
+        p *= c8
+    return 0
+
+
+@njit(cache=True)
+def mehler_terms(x: np.ndarray, y: np.ndarray, c: float, n: int) -> float:
+    """Σ_{k<n} c^k x_k y_k (Mehler's series to n terms, n a multiple of 8): Horner in c⁸ on eight interleaved
+    chains (k mod 8), then Horner in c across them."""
+    c2 = c * c
+    c4 = c2 * c2
+    c8 = c4 * c4
+    k = n - 8
+    a0, a1, a2, a3 = x[k] * y[k], x[k + 1] * y[k + 1], x[k + 2] * y[k + 2], x[k + 3] * y[k + 3]
+    a4, a5, a6, a7 = x[k + 4] * y[k + 4], x[k + 5] * y[k + 5], x[k + 6] * y[k + 6], x[k + 7] * y[k + 7]
+    k -= 8
+    while k >= 0:
+        a0 = a0 * c8 + x[k] * y[k]
+        a1 = a1 * c8 + x[k + 1] * y[k + 1]
+        a2 = a2 * c8 + x[k + 2] * y[k + 2]
+        a3 = a3 * c8 + x[k + 3] * y[k + 3]
+        a4 = a4 * c8 + x[k + 4] * y[k + 4]
+        a5 = a5 * c8 + x[k + 5] * y[k + 5]
+        a6 = a6 * c8 + x[k + 6] * y[k + 6]
+        a7 = a7 * c8 + x[k + 7] * y[k + 7]
+        k -= 8
+    return a0 + c * (a1 + c * (a2 + c * (a3 + c * (a4 + c * (a5 + c * (a6 + c * a7))))))
+
+
+@njit(cache=True)
+def _chunk_cosines(cos: np.ndarray, ui: np.ndarray, ucol: np.ndarray, nr: int, nc: int) -> None:
+    """_cosines for energy_tasks and deferred_tasks, compiled once without fast-math flags: both find the same
+    cosines to the bit, so deferred_tasks finds the very pairs energy_tasks deferred."""
+    _cosines(cos, ui, ucol, nr, nc)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_tiles: np.ndarray, groups: np.ndarray,
+                 h_tiles: np.ndarray, tail_tiles: np.ndarray, log_tiles: np.ndarray, chunk_logs: np.ndarray,
+                 weights: np.ndarray, class_weights: np.ndarray, t1: float, t2: float, s1: float, s2: float,
+                 cmax: float, tol: float, row_energy: np.ndarray, deferred: np.ndarray) -> None:
+    """Tasks first..last−1 of the energy alone (task t: rows t·ROW_BLOCK .. min(M, (t+1)·ROW_BLOCK) − 1): per row
+    i, row_energy_i = Σ_y κ_y (ω_i P_ii + 2 Σ_{j>i} ω_j P_ij) over all pairs but the deferred ones (below),
+    so that with deferred_tasks' Σ_i ω_i row_energy_i = Σ_ij ω_i ω_j U_ij.
+
+    Per class y and point j (M points, Y classes, chunks of C = COL_CHUNK columns, F = FAR_TERMS): unit
+    (Y, M, d) the unit vectors, tau (Y, M) the τ_yj; in tiles (column j at [.., j // C, :, j % C]) unit_tiles
+    (Y, ⌈M/C⌉, d, C) and energy_coefficient_tasks' h_tiles (Y, ⌈M/C⌉, F, C) (ĥ_k, k < F), tail_tiles and
+    log_tiles (Y, ⌈M/C⌉, F/2, C) (the tail bounds T_{2g+1} and their logarithms), chunk_logs (Y, ⌈M/C⌉, F/2);
+    groups (Y,) the class whose cosines class y shares (groups[y] ≤ y; equal scales up to a factor give
+    equal cosines); weights ω (M,), class_weights κ (Y,), the ramp, cmax (Mehler's band vectorised across
+    a chunk: F terms do there) and tol (the truncation bound per pair). Writes row_energy (M,) and deferred
+    (Y, ⌈M/R⌉, ⌈M/C⌉): 1 where a row block and chunk has deferred pairs (R = ROW_BLOCK), else 0.
+
+    U is symmetric, so a row visits the chunks from its own on and its pairs j > i. Per chunk: the cosines;
+    per row, Mehler's series for its pairs |c| ≤ cmax to the fewest terms K + 1 whose bound
+    |c|^{K+1} √(T_K(a) T_K(b)) (Cauchy–Schwarz on the tail; |c| the largest of those pairs, T_K(b) the
+    chunk's largest) is ≤ tol (_far_terms), Horner (fused multiply-adds) across the chunk and the rows; the pairs |c| > cmax one
+    by one, by Mehler to the fewest multiple of 8 terms ≤ F whose own bound is ≤ tol (_mid_terms), or else
+    deferred to deferred_tasks; self_pair on the diagonal. A row adds its pairs lane by lane (column
+    j mod C) and the lanes in order at the end: the same bits for any split into tasks or threads.
     """
     ny, npts, d = unit.shape
     chunk = unit_tiles.shape[3]
-    cos = np.empty((ROW_BLOCK, chunk))
+    kfar = h_tiles.shape[2] - 1
+    tol2, log_tol = tol * tol, math.log(tol)
+    cos = np.empty((ny, ROW_BLOCK, chunk))
+    cmax_bits = np.array([cmax]).view(np.int64)[0]
+    top_bits = np.zeros(1, dtype=np.int64)
+    top = top_bits.view(np.float64)
     acc = np.empty((ROW_BLOCK, chunk))
-    diag = np.empty(ROW_BLOCK)
+    lanes = np.empty((ny, ROW_BLOCK, chunk))
+    diag = np.empty((ny, ROW_BLOCK))
+    band = np.empty((ny, ROW_BLOCK))
+    mids = np.empty((ny, ROW_BLOCK), dtype=np.int64)
+    terms = np.empty(ROW_BLOCK, dtype=np.int64)
+    starts = np.empty(ROW_BLOCK, dtype=np.int64)
+    for blk in range(first, last):
+        i0 = blk * ROW_BLOCK
+        nr = min(ROW_BLOCK, npts - i0)
+        ci, r0 = i0 // chunk, i0 % chunk                              # the rows' own chunk and place in it
+        for r in range(nr):
+            row_energy[i0 + r] = 0.0
+        for y in range(ny):
+            for r in range(nr):
+                diag[y, r] = self_pair(tau[y, i0 + r], t1, t2, s1, s2, True)[2]
+                for jj in range(chunk):
+                    lanes[y, r, jj] = 0.0
+            for ch in range(unit_tiles.shape[1]):
+                deferred[y, blk, ch] = 0
+        for ch in range(ci, unit_tiles.shape[1]):
+            j0 = ch * chunk
+            nc = min(chunk, npts - j0)
+            wts = weights[j0:j0 + nc]
+            for r in range(nr):
+                starts[r] = max(0, i0 + r + 1 - j0)                    # the pairs j > i
+            for y in range(ny):
+                g = groups[y]
+                cg = cos[g]
+                if g == y:
+                    _chunk_cosines(cg, unit[y, i0:i0 + nr], unit_tiles[y, ch], nr, nc)
+                    bits = cg.view(np.int64)
+                    for r in range(nr):
+                        if starts[r] < nc:
+                            top_bits[0], mids[y, r] = _far_band(bits, r, starts[r], nc, cmax_bits)
+                            band[y, r] = top[0]
+                rows, row_tails, row_logs = h_tiles[y, ci], tail_tiles[y, ci], log_tiles[y, ci]
+                cols, col_tails = h_tiles[y, ch], tail_tiles[y, ch]
+                most = -1
+                for r in range(nr):
+                    terms[r] = -1
+                    if starts[r] < nc:
+                        terms[r] = _far_terms(band[g, r], row_logs[:, r0 + r], chunk_logs[y, ch], kfar, log_tol)
+                        most = max(most, terms[r])
+                for k in range(most, 0, -4):                          # Horner, four orders a pass
+                    for r in range(nr):
+                        if terms[r] < k:
+                            continue
+                        x3, x2, x1, x0 = rows[k, r0 + r], rows[k - 1, r0 + r], rows[k - 2, r0 + r], rows[k - 3, r0 + r]
+                        if terms[r] == k:
+                            for jj in range(nc):
+                                c = cg[r, jj]
+                                acc[r, jj] = ((x3 * cols[k, jj] * c + x2 * cols[k - 1, jj]) * c + x1 * cols[k - 2, jj]) * c \
+                                    + x0 * cols[k - 3, jj]
+                        else:
+                            for jj in range(nc):
+                                c = cg[r, jj]
+                                acc[r, jj] = ((((acc[r, jj] * c + x3 * cols[k, jj]) * c + x2 * cols[k - 1, jj]) * c
+                                               + x1 * cols[k - 2, jj]) * c + x0 * cols[k - 3, jj])
+                for r in range(nr):
+                    if terms[r] < 0:
+                        continue
+                    for jj in range(starts[r]):
+                        acc[r, jj] = 0.0
+                    if mids[g, r]:
+                        for jj in range(starts[r], nc):
+                            c = cg[r, jj]
+                            if abs(c) > cmax:
+                                n = _mid_terms(c, row_tails[:, r0 + r], col_tails[:, jj], tol2)
+                                if n > 0:
+                                    acc[r, jj] = mehler_terms(rows[:, r0 + r], cols[:, jj], c, n)
+                                else:
+                                    acc[r, jj] = 0.0
+                                    deferred[y, blk, ch] = 1
+                    for jj in range(nc):
+                        lanes[y, r, jj] += wts[jj] * acc[r, jj]
+        for y in range(ny):
+            for r in range(nr):
+                total = 0.0
+                for jj in range(chunk):
+                    total += lanes[y, r, jj]
+                row_energy[i0 + r] += class_weights[y] * (weights[i0 + r] * diag[y, r] + 2.0 * total)
+
+
+@njit(cache=True, nogil=True)
+def deferred_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_tiles: np.ndarray, groups: np.ndarray,
+                   tail_tiles: np.ndarray, h: np.ndarray, tails: np.ndarray, weights: np.ndarray,
+                   class_weights: np.ndarray, t1: float, t2: float, s1: float, s2: float, cmax: float, tol: float,
+                   deferred: np.ndarray, row_energy: np.ndarray) -> None:
+    """Row blocks first..last−1: the pairs energy_tasks deferred (|c| > cmax, more than FAR_TERMS terms), in the row
+    blocks and chunks that deferred (Y, ⌈M/R⌉, ⌈M/C⌉) marks: row_energy_i += Σ_y κ_y 2 Σ_j ω_j P_ij (M,).
+
+    unit, tau, unit_tiles, groups, tail_tiles, weights, class_weights, the ramp, cmax and tol as in
+    energy_tasks, and high_coefficient_tasks' h (Y, M, H), tails (Y, M, H/2) for the chunks concerned. The
+    cosines are recomputed as energy_tasks computed them, so the same pairs are found; each goes by Mehler
+    to the fewest multiple of 8 terms ≤ H whose bound is ≤ tol, else by near_energy. Per row, classes,
+    chunks and columns in order: the same bits for any split.
+    """
+    ny, npts, d = unit.shape
+    chunk = unit_tiles.shape[3]
+    tol2 = tol * tol
+    cos = np.empty((ROW_BLOCK, chunk))
     sums = np.empty(ROW_BLOCK)
     for blk in range(first, last):
         i0 = blk * ROW_BLOCK
         nr = min(ROW_BLOCK, npts - i0)
-        for r in range(nr):
-            row_energy[i0 + r] = 0.0
+        ci, r0 = i0 // chunk, i0 % chunk
         for y in range(ny):
-            ui, rp = unit[y, i0:i0 + nr], h_rows[y, i0:i0 + nr]
+            g = groups[y]
+            ui, row_tails = unit[g, i0:i0 + nr], tail_tiles[y, ci]
             for r in range(nr):
-                diag[r] = self_pair(tau[y, i0 + r], t1, t2, s1, s2, True)[2]
                 sums[r] = 0.0
-            for ch in range(i0 // chunk, unit_tiles.shape[1]):
+            for ch in range(ci, unit_tiles.shape[1]):
+                if not deferred[y, blk, ch]:
+                    continue
                 j0 = ch * chunk
                 nc = min(chunk, npts - j0)
-                ucol, hcol, wts = unit_tiles[y, ch], h_tiles[y, ch], weights[j0:j0 + nc]
-                _cosines(cos, ui, ucol, nr, nc)
-                _horner(acc, cos, rp, hcol, nr, nc)
+                ucol, col_tails = unit_tiles[g, ch], tail_tiles[y, ch]
+                _chunk_cosines(cos, ui, ucol, nr, nc)
                 for r in range(nr):
                     i = i0 + r
-                    sp = sums[r]
-                    for jj in range(max(0, i + 1 - j0), nc):      # j > i, in increasing j
+                    for jj in range(max(0, i + 1 - j0), nc):
                         c = cos[r, jj]
-                        if abs(c) > cmax:
-                            sgn = 1.0 if c > 0.0 else -1.0
-                            omc = _near_omc(ui, ucol, r, jj, sgn)
-                            sp += wts[jj] * near_energy(tau[y, i], tau[y, j0 + jj], sgn * (1.0 - omc), omc, rp[r, 0],
-                                                        hcol[0, jj], t1, t2, s1, s2)
-                        else:
-                            sp += wts[jj] * acc[r, jj]
-                    sums[r] = sp
+                        if abs(c) > cmax and _mid_terms(c, row_tails[:, r0 + r], col_tails[:, jj], tol2) == 0:
+                            j = j0 + jj
+                            n = _mid_terms(c, tails[y, i], tails[y, j], tol2)
+                            if n > 0:
+                                p = mehler_terms(h[y, i], h[y, j], c, n)
+                            else:
+                                sgn = 1.0 if c > 0.0 else -1.0
+                                omc = _near_omc(ui, ucol, r, jj, sgn)
+                                p = near_energy(tau[y, i], tau[y, j], sgn * (1.0 - omc), omc, h[y, i, 0], h[y, j, 0],
+                                                t1, t2, s1, s2)
+                            sums[r] += weights[j] * p
             for r in range(nr):
-                row_energy[i0 + r] += class_weights[y] * (weights[i0 + r] * diag[r] + 2.0 * sums[r])
+                row_energy[i0 + r] += class_weights[y] * 2.0 * sums[r]
 
 
-def _run_tasks(kernel, tasks: int, args: tuple, threads: int) -> None:
-    """kernel(first, last, *args) over tasks 0..tasks−1 on up to `threads` threads, each taking the next few tasks
-    as it frees up (the tasks write disjoint rows, so the numbers do not depend on the split)."""
+def _run_tasks(kernel, tasks: int, args: tuple, threads: int, work: np.ndarray | None = None) -> None:
+    """kernel(first, last, *args) over tasks 0..tasks−1 on up to `threads` threads, each taking the next piece as
+    it frees up: about 4 pieces a thread, of equal work (work (tasks,), default 1 a task). The tasks write
+    disjoint rows, so the numbers do not depend on the split."""
     threads = min(threads, tasks)
     if threads <= 1:
         kernel(0, tasks, *args)
         return
-    step = max(1, tasks // (4 * threads))
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda first: kernel(first, min(tasks, first + step), *args), range(0, tasks, step)))
+    cum = np.cumsum(np.ones(tasks) if work is None else work)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads), side="right") + 1
+    bounds = np.unique(np.r_[0, np.minimum(cuts, tasks), tasks])
+    list(_pool(threads).map(lambda k: kernel(int(bounds[k]), int(bounds[k + 1]), *args), range(len(bounds) - 1)))
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool of `threads` workers kept for the process (starting threads costs more than a small R_N);
+    a forked child starts its own (the parent's threads do not survive the fork)."""
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads)
+    return _POOLS[key]
 
 
 def run_pair_rows(*args) -> None:
@@ -540,11 +900,33 @@ def run_pair_rows(*args) -> None:
 
 
 def run_energy_rows(*args) -> None:
-    """energy_tasks over all tasks for its arguments after (first, last) (args[0] = unit, (Y, M, d)): serial
-    below ENERGY_PARALLEL_PAIRS pairs, else on numba.get_num_threads() threads like run_pair_rows."""
-    npts = args[0].shape[1]
-    threads = numba.get_num_threads() if npts * (npts + 1) // 2 >= ENERGY_PARALLEL_PAIRS else 1
-    _run_tasks(energy_tasks, (npts + ROW_BLOCK - 1) // ROW_BLOCK, args, threads)
+    """energy_tasks, then deferred_tasks for what it deferred, for energy_tasks' arguments after (first, last) up to
+    row_energy (args[0] = unit (Y, M, d), args[1] = tau; args[-1] = row_energy): serial below
+    ENERGY_PARALLEL_PAIRS pairs, else on numba.get_num_threads() threads, in pieces of equal numbers of pairs
+    (a row block's pairs j > i fall with its index); the coefficients of the deferred pairs' chunks by
+    high_coefficient_tasks."""
+    unit, tau, unit_tiles, groups, _, tail_tiles = args[:6]
+    ny, npts = tau.shape
+    tasks, chunks = (npts + ROW_BLOCK - 1) // ROW_BLOCK, unit_tiles.shape[1]
+    threads = _energy_threads(npts)
+    deferred = np.empty((ny, tasks, chunks), dtype=np.uint8)
+    _run_tasks(energy_tasks, tasks, args + (deferred,), threads, npts - ROW_BLOCK * (np.arange(tasks) + 0.5))
+    if not deferred.any():
+        return
+    weights, class_weights, t1, t2, s1, s2, cmax, tol, row_energy = args[8:17]
+    blocks = deferred.any(axis=(0, 2))
+    needed = np.nonzero(deferred.any(axis=(0, 1)) | np.isin(np.arange(chunks), np.nonzero(blocks)[0] * ROW_BLOCK
+                                                               // COL_CHUNK))[0]
+    h, tails = np.empty((ny, npts, MID_TERMS)), np.empty((ny, npts, MID_TERMS // 2))
+    _run_tasks(high_coefficient_tasks, len(needed), (needed, tau, t1, t2, s1, s2, h, tails), threads)
+    _run_tasks(deferred_tasks, tasks, (unit, tau, unit_tiles, groups, tail_tiles, h, tails, weights, class_weights, t1,
+                                       t2, s1, s2, cmax, tol, deferred, row_energy), threads,
+               deferred.sum(axis=(0, 2)) + 0.01)
+
+
+def _energy_threads(npts: int) -> int:
+    """pair_energy's threads for M points: numba.get_num_threads() from ENERGY_PARALLEL_PAIRS pairs i ≤ j on."""
+    return numba.get_num_threads() if npts * (npts + 1) // 2 >= ENERGY_PARALLEL_PAIRS else 1
 
 
 def _tiles(cols: np.ndarray, chunk: int) -> np.ndarray:
@@ -603,18 +985,37 @@ def pair_energy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, cla
     (docs/math.md §4, the exact finite-N risk).
 
     Points p (M, d), weights ω (M,), scales s (Y, d), class weights κ (Y,) and the ramp σ (t1, t2, s1, s2) as
-    in pair_gradient. The Numba kernel energy_tasks over the pairs j ≥ i (U is symmetric), on
-    numba.get_num_threads() threads from ENERGY_PARALLEL_PAIRS pairs on (the same bits for any count).
+    in pair_gradient. The Numba kernels energy_tasks and deferred_tasks over the pairs j ≥ i (U is
+    symmetric), on numba.get_num_threads() threads from ENERGY_PARALLEL_PAIRS pairs on (the same bits for
+    any count). Mehler's series is cut where a bound on its tail is below ENERGY_TAIL · max σ² (energy_tasks),
+    so the result is within ENERGY_TAIL · max σ² · (Σ|ω|)² of the full series, plus rounding.
     """
     points, weights, scales, class_weights, _ = _check(points, weights, scales, class_weights, None)
     Ramp(t1, t2, s1, s2)                                   # checks t1 < t2
-    tau, unit = class_geometry(points, scales)
-    h, d1, d2 = (np.empty(tau.shape + (MEHLER_TERMS + 1,)) for _ in range(3))
-    coefficients_into(tau, float(t1), float(t2), float(s1), float(s2), h, d1, d2)
     row_energy = np.empty(len(points))
-    run_energy_rows(unit, tau, h, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), weights, class_weights, float(t1),
-                    float(t2), float(s1), float(s2), MEHLER_MAX_COSINE, row_energy)
+    run_energy_rows(*energy_arguments(points, weights, scales, class_weights, float(t1), float(t2), float(s1),
+                                      float(s2)), row_energy)
     return float(np.sum(weights * row_energy))
+
+
+def energy_arguments(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
+                     t1: float, t2: float, s1: float, s2: float) -> tuple:
+    """energy_tasks' arguments after (first, last) and before row_energy, for pair_energy's checked arguments:
+    the classes' geometry, the unit vectors' tiles, the classes that share cosines, energy_coefficient_tasks'
+    tiles (FAR_TERMS coefficients a point), the band ENERGY_FAR_COSINE and tol = ENERGY_TAIL · max σ²
+    (≥ ENERGY_TAIL · |P| for every pair)."""
+    tau, unit = class_geometry(points, scales)
+    ny, npts = tau.shape
+    chunks = -(-npts // COL_CHUNK)
+    h_tiles = np.empty((ny, chunks, FAR_TERMS, COL_CHUNK))
+    tail_tiles, log_tiles = (np.empty((ny, chunks, FAR_TERMS // 2, COL_CHUNK)) for _ in range(2))
+    chunk_logs = np.empty((ny, chunks, FAR_TERMS // 2))
+    energy_coefficient_tasks(0, chunks, tau, t1, t2, s1, s2, h_tiles, tail_tiles, log_tiles, chunk_logs)   # O(M)
+    # classes whose scales agree up to a factor have the same unit vectors: the first of them computes the cosines
+    ratio = scales / scales[:, :1]
+    groups = np.array([next(g for g in range(ny) if np.array_equal(ratio[g], ratio[y])) for y in range(ny)])
+    return (unit, tau, _tiles(unit, COL_CHUNK), groups, h_tiles, tail_tiles, log_tiles, chunk_logs, weights,
+            class_weights, t1, t2, s1, s2, ENERGY_FAR_COSINE, ENERGY_TAIL * max(s1 * s1, s2 * s2))
 
 
 # ---------------------------------------------------------------------------------------------- the NumPy twin

@@ -21,6 +21,7 @@ from mfdyn.config import load_config
 from mfdyn.gaussian import (
     MEHLER_MAX_COSINE,
     Ramp,
+    hermite_coefficients,
     mehler_sum,
     npdf,
     pair_expectation,
@@ -30,13 +31,24 @@ from mfdyn.gaussian import (
 )
 from mfdyn.pair_kernel import (
     COL_CHUNK,
+    ENERGY_FAR_COSINE,
     ENERGY_PARALLEL_PAIRS,
+    ENERGY_TAIL,
+    FAR_TERMS,
+    MID_TERMS,
     ROW_BLOCK,
+    TAIL_SLACK,
+    _far_terms,
+    _mid_terms,
     _tiles,
     class_geometry,
     coefficients_into,
     derivative_coefficients,
+    energy_arguments,
+    energy_coefficient_tasks,
     energy_tasks,
+    high_coefficient_tasks,
+    mehler_terms,
     near_energy,
     near_pair,
     near_pairs_numpy,
@@ -160,35 +172,38 @@ def test_energy_kernel_matches_the_numpy_twin_and_the_gradient_kernel(which, ove
 
 
 def test_the_energy_does_not_depend_on_the_thread_count_or_the_split():
-    """energy_tasks in one call, in uneven pieces, and run_energy_rows on 1 and 2 threads (above
-    ENERGY_PARALLEL_PAIRS, so the threads are used): the same bits; pair_energy is Σ_i ω_i row_energy_i."""
+    """energy_tasks in one call and in uneven pieces (row energies and deferred marks), and run_energy_rows (with
+    deferred_tasks, which this cloud's near-parallel pairs need) on 1 and 2 threads (above ENERGY_PARALLEL_PAIRS,
+    so the threads are used): the same bits; pair_energy, whose set-up runs on the threads too, is
+    Σ_i ω_i row_energy_i."""
     problem = problem_of("aniso", "problem.d=7", "problem.s0=3")
     n = 380
     assert n * (n + 1) // 2 >= ENERGY_PARALLEL_PAIRS
     points = hard_cloud(n, 7, np.random.default_rng(6))
     weights = np.r_[np.full(200, 1 / 200), np.full(n - 200, -1 / 200)]
     r = problem.ramp
-    tau, unit = class_geometry(points, scales_of(problem))
-    h, d1, d2 = (np.empty(tau.shape + (49,)) for _ in range(3))
-    coefficients_into(tau, r.t1, r.t2, r.s1, r.s2, h, d1, d2)
-    args = (unit, tau, h, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), weights, np.full(2, 0.5), r.t1, r.t2, r.s1,
-            r.s2, MEHLER_MAX_COSINE)
+    args = energy_arguments(points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2)
     tasks = -(-n // ROW_BLOCK)
-    serial = np.empty(n)
-    energy_tasks(0, tasks, *args, serial)
-    pieces = np.full(n, np.nan)
+    marks = (2, tasks, -(-n // COL_CHUNK))
+    serial, deferred = np.empty(n), np.empty(marks, dtype=np.uint8)
+    energy_tasks(0, tasks, *args, serial, deferred)
+    assert deferred.any()
+    pieces, pieces_deferred = np.full(n, np.nan), np.full(marks, 7, dtype=np.uint8)
     for first, last in ((3, tasks), (0, 1), (1, 3)):
-        energy_tasks(first, last, *args, pieces)
+        energy_tasks(first, last, *args, pieces, pieces_deferred)
     np.testing.assert_array_equal(pieces, serial)
+    np.testing.assert_array_equal(pieces_deferred, deferred)
     threads = numba.get_num_threads()
     try:
+        outs = []
         for count in (1, 2):
             numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-            out = np.full(n, np.nan)
-            run_energy_rows(*args, out)
-            np.testing.assert_array_equal(out, serial)
+            outs.append(np.full(n, np.nan))
+            run_energy_rows(*args, outs[-1])
             assert pair_energy(points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2) == float(
-                np.sum(weights * serial))
+                np.sum(weights * outs[-1]))
+        np.testing.assert_array_equal(outs[0], outs[1])
+        assert not np.array_equal(outs[0], serial)                      # the deferred pairs were added
     finally:
         numba.set_num_threads(threads)
 
@@ -247,6 +262,98 @@ def test_numba_coefficients_match_derivative_coefficients(ramp):
     coefficients_into(tau, ramp.t1, ramp.t2, ramp.s1, ramp.s2, *ours)
     for ref, got in zip(derivative_coefficients(ramp, tau), ours):
         assert np.all(np.abs(np.moveaxis(got, -1, 0) - ref) <= 1e-14 * np.abs(ref).max(axis=0))
+
+
+# ------------------------------------------------------------------------------------------------ the energy's series
+@pytest.mark.parametrize("ramp", RAMPS)
+def test_energy_coefficients_and_their_tail_bounds(ramp):
+    """high_coefficient_tasks: ĥ_k to MID_TERMS against gaussian.hermite_coefficients; every tail bound T_K at least
+    the tail Σ_{K<k≤1500} ĥ_k² of the NumPy coefficients yet within TAIL_SLACK + 1e−13 of E σ² − Σ_{k≤K} ĥ_k² (in
+    units of E σ²): a bound, and not a loose one. energy_coefficient_tasks: the same numbers to FAR_TERMS in
+    column tiles (0 beyond the points), bounds on their logarithms above ln T_K by < 0.08, the chunks' largest."""
+    tau = np.r_[0.0, 1e-3, 0.02, np.exp(np.linspace(np.log(0.05), np.log(20), 100))].reshape(1, -1)
+    npts, chunks = tau.shape[1], -(-tau.shape[1] // COL_CHUNK)
+    h, tails = np.empty((1, npts, MID_TERMS)), np.empty((1, npts, MID_TERMS // 2))
+    high_coefficient_tasks(0, chunks, np.arange(chunks), tau, ramp.t1, ramp.t2, ramp.s1, ramp.s2, h, tails)
+    ref = hermite_coefficients(ramp, tau[0], 1500)
+    assert np.all(np.abs(h[0].T - ref[:MID_TERMS]) <= 1e-14 * np.abs(ref).max(axis=0))
+    second = ramp_second_moment(ramp, tau[0])
+    order = np.arange(1, MID_TERMS, 2)
+    beyond = np.array([np.sum(ref[k + 1:] ** 2, axis=0) for k in order]).T           # (points, H/2)
+    head = second[:, None] - np.array([np.sum(ref[:k + 1] ** 2, axis=0) for k in order]).T
+    assert np.all(tails[0] >= beyond)
+    assert np.all(np.abs(tails[0] - np.maximum(head, 0.0) - TAIL_SLACK * second[:, None]) <= 1e-13 * second[:, None])
+    assert np.all(np.diff(tails[0, 3:], axis=1) <= 1e-13 * second[3:, None])                # T_K falls with K
+    h_tiles = np.empty((1, chunks, FAR_TERMS, COL_CHUNK))
+    tail_tiles, logs = np.empty((1, chunks, FAR_TERMS // 2, COL_CHUNK)), np.empty((1, chunks, FAR_TERMS // 2, COL_CHUNK))
+    chunk_logs = np.empty((1, chunks, FAR_TERMS // 2))
+    energy_coefficient_tasks(0, chunks, tau, ramp.t1, ramp.t2, ramp.s1, ramp.s2, h_tiles, tail_tiles, logs, chunk_logs)
+    np.testing.assert_array_equal(h_tiles, _tiles(h[:, :, :FAR_TERMS], COL_CHUNK))
+    untile = lambda tiles: tiles.transpose(0, 1, 3, 2).reshape(1, -1, tiles.shape[2])[:, :npts]
+    np.testing.assert_array_equal(untile(tail_tiles), tails[:, :, :FAR_TERMS // 2])
+    ours, theirs = untile(logs), tails[:, :, :FAR_TERMS // 2]
+    assert np.all((ours >= np.log(theirs)) & (ours < np.log(theirs) + 0.08))
+    padded = np.pad(ours, ((0, 0), (0, chunks * COL_CHUNK - npts), (0, 0)), constant_values=-np.inf)
+    np.testing.assert_array_equal(chunk_logs, padded.reshape(1, chunks, COL_CHUNK, -1).max(axis=2))
+
+
+def test_mehler_terms_matches_mehler_sum():
+    """The eight-chain Horner of the pairs |c| > ENERGY_FAR_COSINE against the plain series of gaussian.mehler_sum."""
+    ramp = RAMPS[0]
+    x, y = hermite_coefficients(ramp, 1.3, MID_TERMS - 1), hermite_coefficients(ramp, 0.7, MID_TERMS - 1)
+    for c in (-0.93, -0.4, 0.0, 0.6, 0.8, 0.97):
+        for n in (8, 16, 96, MID_TERMS):
+            assert mehler_terms(x, y, c, n) == pytest.approx(mehler_sum(x[:n], y[:n], c), rel=0, abs=1e-14)
+
+
+def test_the_truncation_orders_satisfy_their_bounds():
+    """_far_terms (a row's order over a chunk, K + 1 a multiple of 4) and _mid_terms (one pair's, the fewest
+    multiple of 8 terms) give orders whose Cauchy–Schwarz bound |c|^{K+1} √(T_K(a) T_K(b)) on the series' tail
+    is ≤ tol, fewer than the most for small |c|, and _mid_terms gives 0 only where even MID_TERMS terms do
+    not reach tol."""
+    rng = np.random.default_rng(3)
+    tol = 1e-13
+    order = np.arange(1, MID_TERMS, 2)
+    for _ in range(300):
+        rows, cols = (np.exp(rng.uniform(-15, 1)) * (order / order[0]) ** -rng.uniform(1, 2) for _ in range(2))
+        cm = rng.uniform(0.0, ENERGY_FAR_COSINE)
+        kfar = int(order[np.argmax(ENERGY_FAR_COSINE ** (order + 1.0) * np.maximum(rows, cols) <= tol)])
+        kfar += 3 - kfar % 4                                                  # K + 1 a multiple of 4, as FAR_TERMS
+        k = _far_terms(cm, np.log(rows), np.log(cols), kfar, np.log(tol))
+        assert (k + 1) % 4 == 0 and 3 <= k <= kfar
+        assert cm ** (k + 1) * np.sqrt(rows[k // 2] * cols[k // 2]) <= tol * (1 + 1e-12)
+        c = rng.choice([-1, 1]) * rng.uniform(ENERGY_FAR_COSINE, 1.0)
+        n = _mid_terms(c, rows, cols, tol * tol)
+        if n:
+            assert n % 8 == 0 and abs(c) ** n * np.sqrt(rows[n // 2 - 1] * cols[n // 2 - 1]) <= tol * (1 + 1e-12)
+            assert n == 8 or abs(c) ** (n - 8) * np.sqrt(rows[n // 2 - 5] * cols[n // 2 - 5]) > tol    # the fewest
+        else:
+            assert abs(c) ** MID_TERMS * np.sqrt(rows[-1] * cols[-1]) > tol
+    assert _far_terms(0.1, np.zeros(62), np.zeros(62), 123, np.log(tol)) == 15 and _far_terms(0.0, np.zeros(62),
+                                                                                          np.zeros(62), 123, 0.0) == 3
+
+
+@pytest.mark.parametrize("which,overrides", [("iso", ("problem.d=3",)), ("aniso", ("problem.d=5", "problem.s0=2")),
+                                             ("iso", ()), ("aniso", ("problem.d=320", "problem.s0=40"))])
+def test_the_truncated_energy_matches_the_full_series(which, overrides):
+    """pair_energy (series cut by the tail bounds, the band ENERGY_FAR_COSINE < |c| pair by pair) against
+    pair_gradient's energy (48 terms for |c| ≤ 0.5, closed forms above, nothing cut by a bound) on a random
+    cloud of 400 with radii ×0.2..3, signed weights and the hard cloud's awkward pairs: within 4 ENERGY_TAIL
+    of the scale (Σ|ω|)² max σ² (the bound's promise plus rounding)."""
+    problem = problem_of(which, *overrides)
+    rng = np.random.default_rng(21)
+    d = problem.dim
+    points = problem.sample_initial(400, rng) * rng.uniform(0.2, 3.0, (400, 1))
+    points[:15] = hard_cloud(15, d, rng) * np.linalg.norm(points[15]) / np.sqrt(0.1 * d)
+    weights = np.r_[np.full(220, 1 / 220), np.full(180, -1 / 220)]
+    r = problem.ramp
+    args = (points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2)
+    _, unit = class_geometry(points, scales_of(problem))
+    cos = np.abs(unit @ np.swapaxes(unit, 1, 2))
+    if d < 40:
+        assert np.count_nonzero(cos > ENERGY_FAR_COSINE) > 2000                       # the pair-by-pair band
+    scale = np.abs(weights).sum() ** 2 * max(r.s1**2, r.s2**2)
+    assert pair_energy(*args) == pytest.approx(pair_gradient(*args, energy=True)[1], rel=0, abs=4 * ENERGY_TAIL * scale)
 
 
 # ------------------------------------------------------------------------------------------------ population_gradient
