@@ -8,6 +8,8 @@ import pytest
 
 from mfdyn.activations import CODES
 from mfdyn.problems.neuron_gradient import (
+    activations_at_nodes,
+    activations_at_nodes_numpy,
     network_at_nodes,
     network_at_nodes_numpy,
     neuron_field_gradient,
@@ -23,17 +25,20 @@ def test_kernels_match_their_numpy_twins_on_any_thread_count(name, dim):
     rng = np.random.default_rng([dim, CODES[name]])
     theta = rng.normal(size=(257, dim))
     x, c = rng.normal(size=64), rng.normal(size=64)
-    out, grad = np.empty(64), np.empty((257, dim))
-    network_at_nodes(theta, x, CODES[name], *RAMP, out)
-    neuron_field_gradient(theta, x, c, CODES[name], *RAMP, grad)
+    out, grad, act = np.empty(64), np.empty((257, dim)), np.empty((64, 257))
+    activations_at_nodes(theta, x, CODES[name], *RAMP, act)
+    network_at_nodes(theta, act, out)
+    neuron_field_gradient(theta, x, c, act, CODES[name], *RAMP, grad)
+    np.testing.assert_allclose(act, activations_at_nodes_numpy(theta, x, name, RAMP), rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(out, network_at_nodes_numpy(theta, x, name, RAMP), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(grad, neuron_field_gradient_numpy(theta, x, c, name, RAMP), rtol=1e-12, atol=1e-12)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one, grad1 = np.empty(64), np.empty((257, dim))
-        network_at_nodes(theta, x, CODES[name], *RAMP, one)
-        neuron_field_gradient(theta, x, c, CODES[name], *RAMP, grad1)
+        one, grad1, act1 = np.empty(64), np.empty((257, dim)), np.empty((64, 257))
+        activations_at_nodes(theta, x, CODES[name], *RAMP, act1)
+        network_at_nodes(theta, act1, one)
+        neuron_field_gradient(theta, x, c, act1, CODES[name], *RAMP, grad1)
     finally:
         numba.set_num_threads(threads)
-    assert np.array_equal(one, out) and np.array_equal(grad1, grad)      # bit for bit
+    assert np.array_equal(act1, act) and np.array_equal(one, out) and np.array_equal(grad1, grad)      # bit for bit

@@ -5,8 +5,9 @@ With a rule {x_k, q_k}, Ψ^α(θ; ν) = Σ_k q_k σ*(x_k; θ) (f_k − m_k/α), 
     ∇_θ Ψ^α = Σ_k c_k ∇_θσ*(x_k; θ),   c_k = q_k (f_k − m_k/α),   ∇_θσ* = (σ(z), a σ'(z) x, a σ'(z)), z = w x + b.
 
 The drifts of G (ν = ρ_N: f_k the particle network at the nodes) and of T (ν = ρ_t: f_k from the grid) are
-both this sum, K·N activations per evaluation: the Numba kernels below, parallel over particles with each
-particle's sums in one order (the same numbers on any thread count), and their NumPy twins.
+both this sum, K·N activations per evaluation (G's f_k takes the same activations: they are computed once,
+activations_at_nodes): the Numba kernels below, parallel over nodes or particles with each sum in one order
+(the same numbers on any thread count), and their NumPy twins.
 """
 from __future__ import annotations
 
@@ -17,22 +18,33 @@ from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scal
 
 
 @njit(cache=True, parallel=True)
-def network_at_nodes(theta: np.ndarray, x: np.ndarray, code: int, t1: float, t2: float, s1: float, s2: float,
-                     out: np.ndarray) -> None:
-    """out_k = (1/N) Σ_i a_i σ(w_i x_k + b_i) (K,) for θ (N, 2 or 3), x (K,): one node per task, sums in i order."""
+def activations_at_nodes(theta: np.ndarray, x: np.ndarray, code: int, t1: float, t2: float, s1: float, s2: float,
+                         act: np.ndarray) -> None:
+    """act_ki = σ(w_i x_k + b_i) (K, N) for θ (N, 2 or 3), x (K,): the activations both sums below take, computed
+    once per drift evaluation (G needs them for the network's output and then for its gradient)."""
     n, dim = theta.shape
     for k in prange(x.shape[0]):
+        for i in range(n):
+            act[k, i] = sigma_scalar(code, theta[i, 1] * x[k] + (theta[i, 2] if dim == 3 else 0.0), t1, t2, s1, s2)
+
+
+@njit(cache=True, parallel=True)
+def network_at_nodes(theta: np.ndarray, act: np.ndarray, out: np.ndarray) -> None:
+    """out_k = (1/N) Σ_i a_i σ(w_i x_k + b_i) (K,) from the activations act (K, N): one node per task, sums in i
+    order."""
+    n = theta.shape[0]
+    for k in prange(act.shape[0]):
         acc = 0.0
         for i in range(n):
-            z = theta[i, 1] * x[k] + (theta[i, 2] if dim == 3 else 0.0)
-            acc += theta[i, 0] * sigma_scalar(code, z, t1, t2, s1, s2)
+            acc += theta[i, 0] * act[k, i]
         out[k] = acc / n
 
 
 @njit(cache=True, parallel=True)
-def neuron_field_gradient(theta: np.ndarray, x: np.ndarray, c: np.ndarray, code: int, t1: float, t2: float,
-                          s1: float, s2: float, out: np.ndarray) -> None:
-    """out_i = Σ_k c_k ∇_θσ*(x_k; θ_i) (N, D) for θ (N, 2 or 3), nodes x (K,), coefficients c (K,)."""
+def neuron_field_gradient(theta: np.ndarray, x: np.ndarray, c: np.ndarray, act: np.ndarray, code: int, t1: float,
+                          t2: float, s1: float, s2: float, out: np.ndarray) -> None:
+    """out_i = Σ_k c_k ∇_θσ*(x_k; θ_i) (N, D) for θ (N, 2 or 3), nodes x (K,), coefficients c (K,) and the
+    activations act (K, N) of activations_at_nodes (σ' is taken from them where the activation allows)."""
     n, dim = theta.shape
     for i in prange(n):
         a, w = theta[i, 0], theta[i, 1]
@@ -40,7 +52,7 @@ def neuron_field_gradient(theta: np.ndarray, x: np.ndarray, c: np.ndarray, code:
         ga, gw, gb = 0.0, 0.0, 0.0
         for k in range(x.shape[0]):
             z = w * x[k] + b
-            s = sigma_scalar(code, z, t1, t2, s1, s2)
+            s = act[k, i]
             slope = c[k] * a * sigma_prime_scalar(code, z, s, t1, t2, s1, s2)
             ga += c[k] * s
             gw += slope * x[k]
@@ -48,6 +60,12 @@ def neuron_field_gradient(theta: np.ndarray, x: np.ndarray, c: np.ndarray, code:
         out[i, 0], out[i, 1] = ga, gw
         if dim == 3:
             out[i, 2] = gb
+
+
+def activations_at_nodes_numpy(theta: np.ndarray, x: np.ndarray, name: str,
+                               ramp: tuple[float, float, float, float]) -> np.ndarray:
+    """NumPy twin of activations_at_nodes (activation by name), (K, N)."""
+    return sigma(name, np.outer(x, theta[:, 1]) + (theta[:, 2] if theta.shape[1] == 3 else 0.0), ramp)
 
 
 def network_at_nodes_numpy(theta: np.ndarray, x: np.ndarray, name: str, ramp: tuple[float, float, float, float]) -> np.ndarray:

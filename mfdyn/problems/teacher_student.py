@@ -21,7 +21,7 @@ from numpy.polynomial.legendre import leggauss
 from mfdyn.activations import CODES, sigma, sigma_prime
 from mfdyn.gaussian import ndtr
 from mfdyn.problems.base import GridModel, Problem
-from mfdyn.problems.neuron_gradient import network_at_nodes, neuron_field_gradient
+from mfdyn.problems.neuron_gradient import activations_at_nodes, network_at_nodes, neuron_field_gradient
 from mfdyn.problems.single_index import RampParams, check_ramp
 from mfdyn.schema import choice, rule
 
@@ -60,6 +60,7 @@ class TeacherStudent(Problem):
         else:
             nodes, weights = leggauss(params.nodes)
             self.x_nodes, self.x_weights = nodes, weights / 2.0
+        self._reference: tuple[np.ndarray, np.ndarray] | None = None    # (θ(0), ŷ_0) of the centred model's G
 
     @classmethod
     def check(cls, params: TeacherStudentParams, init) -> list[str]:
@@ -215,23 +216,40 @@ class TeacherStudent(Problem):
         """∇_θ Ψ^α = Σ_k q_k ∇_θσ*(x_k; θ) (moments_k − m(x_k)/α) at points θ (n, D), moments_k = ∫σ*(x_k; ·)dν (the
         network output at the nodes): the feature form of grid_model, with V = −Σ_k q_k m(x_k) Φ_k. The grid plays
         no part (full θ-space), so centres may be None."""
+        theta = np.ascontiguousarray(theta, dtype=float)
+        return self._gradient(theta, self._activations(theta), moments, alpha)
+
+    def _gradient(self, theta: np.ndarray, act: np.ndarray, moments: np.ndarray, alpha: float) -> np.ndarray:
+        """field_gradient from the activations of θ (K, N) (_activations)."""
         coefficient = self.x_weights * (moments - self.target(self.x_nodes) / alpha)
         out = np.empty(theta.shape)
-        neuron_field_gradient(np.ascontiguousarray(theta, dtype=float), self.x_nodes, coefficient, self.code,
-                              *self.ramp, out)
+        neuron_field_gradient(theta, self.x_nodes, coefficient, act, self.code, *self.ramp, out)
         return out
 
     def population_gradient(self, theta: np.ndarray, alpha: float = 1.0, theta0: np.ndarray | None = None) -> np.ndarray:
         """∇_θ Ψ^α(θ_i; ρ_N) (N, D): field_gradient with the moments of ρ_N, ŷ(x_k) = (1/N) Σ_j σ*(x_k; θ_j)
-        (minus ŷ_0 for the centred model), by the quadrature rule that R_N uses (module docstring)."""
-        output = self._output_at_nodes(theta)
+        (minus ŷ_0 for the centred model), by the quadrature rule that R_N uses (module docstring). The
+        activations of θ serve both the output and the gradient."""
+        theta = np.ascontiguousarray(theta, dtype=float)
+        act = self._activations(theta)
+        output = self._output_at_nodes(theta, act)
         if theta0 is not None:
-            output = output - self._output_at_nodes(theta0)
-        return self.field_gradient(theta, output, None, alpha)
+            if self._reference is None or self._reference[0] is not theta0:    # ŷ_0: once per θ(0)
+                self._reference = (theta0, self._output_at_nodes(theta0))
+            output = output - self._reference[1]
+        return self._gradient(theta, act, output, alpha)
 
-    def _output_at_nodes(self, theta: np.ndarray) -> np.ndarray:
+    def _activations(self, theta: np.ndarray) -> np.ndarray:
+        """σ(w_i x_k + b_i) (K, N) for contiguous θ (N, D)."""
+        act = np.empty((len(self.x_nodes), len(theta)))
+        activations_at_nodes(theta, self.x_nodes, self.code, *self.ramp, act)
+        return act
+
+    def _output_at_nodes(self, theta: np.ndarray, act: np.ndarray | None = None) -> np.ndarray:
+        """The network (1/N) Σ_i a_i σ(w_i x_k + b_i) at the nodes (K,), from θ's activations if given."""
+        theta = np.ascontiguousarray(theta, dtype=float)
         out = np.empty(len(self.x_nodes))
-        network_at_nodes(np.ascontiguousarray(theta, dtype=float), self.x_nodes, self.code, *self.ramp, out)
+        network_at_nodes(theta, self._activations(theta) if act is None else act, out)
         return out
 
     def _kernel_of_marginals(self, w: np.ndarray, b: np.ndarray | float, m0: np.ndarray, m2: np.ndarray) -> np.ndarray:
