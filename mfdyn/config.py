@@ -79,12 +79,13 @@ class PdeConfig(Section):
     cfl: float = rule(0.8, "float", lambda v: 0 < v <= 1, "in (0, 1]",
                       "safety factor on the positivity bound dt ≤ h/(2 D a)")
     memory_gb: float = rule(4.0, "float", positive, "> 0", "refuse grids whose solve needs more memory")
-    stepper: str = rule("explicit", "str", *choice("explicit", "implicit"),
-                        "SSP-RK3, or the linearly implicit step (β < ∞) for long runs to equilibrium; a noisy run "
-                        "whose first SSP-RK3 step is over 1000× below output.every is warned before it starts")
-    rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off)",
-                       "explicit stepper: local L1 error per step relative to the mass")
-    dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step")
+    stepper: str = rule("auto", "str", *choice("auto", "explicit", "implicit", "trbdf2"),
+                        "explicit SSP-RK3; trbdf2, implicit, second order, error-controlled (β < ∞); implicit, the "
+                        "first-order linearly implicit step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes "
+                        "it the cheaper, else explicit (the file records the choice and the stiffness)")
+    rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off for explicit, 1e-6 for trbdf2)",
+                       "local L1 error per step relative to the mass (explicit, trbdf2)")
+    dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step; trbdf2: first step")
     gibbs_tol: float = rule(1e-11, "float", lambda v: 0 < v < 1, "in (0, 1)",
                             "mfdyn gibbs: stop when ‖T(ρ) − ρ‖₁ / mass is below this")
     gibbs_damping: float = rule(0.5, "float", lambda v: 0 < v <= 1, "in (0, 1]", "mfdyn gibbs: initial damping a")
@@ -372,8 +373,8 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
     if cfg.pde.bounds is not None and len(cfg.pde.bounds) != ndim:
         errors.append(f"pde.bounds: must have {ndim} [lower, upper] pair(s) for {cfg.problem.name}, "
                       f"got {len(cfg.pde.bounds)}")
-    if cfg.pde.stepper == "implicit" and d.beta == math.inf:
-        errors.append("pde.stepper: 'implicit' needs a finite dynamics.beta (it is a diffusion step); "
+    if cfg.pde.stepper in ("implicit", "trbdf2") and d.beta == math.inf:
+        errors.append(f"pde.stepper: {cfg.pde.stepper!r} needs a finite dynamics.beta (it is a diffusion step); "
                       "use 'explicit' for β = inf")
     if o.observables is not None:
         from mfdyn.expressions import check_observable

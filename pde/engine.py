@@ -15,7 +15,7 @@ from mfdyn.problems import make_problem
 from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
-from pde.solve import PDEState, solve
+from pde.solve import PDEState, auto_stepper, solve, stiffness
 
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
 BOUNDARY_MASS_TOL = 1e-6
@@ -82,6 +82,10 @@ class PDEEngine:
         dyn = self.config.dynamics
         self.op = PotentialOperator(self.problem.grid_model(self.grid.centres), self.grid, dyn.lam, dyn.beta,
                                     alpha=dyn.alpha, reference=self.rho0 if dyn.centered else None)
+        pde = self.config.pde
+        # "auto" decides from ρ_0 (also on a resume: the same choice), and the file records it
+        self.stepper, self.stiffness = (auto_stepper(self.op, self.rho0, dyn.xi, pde.cfl) if pde.stepper == "auto"
+                                        else (pde.stepper, stiffness(self.op, self.rho0, dyn.xi, pde.cfl)))
         if not diagnostics:
             return
         # Laziness (docs/math.md §7): W2(ρ_t, ρ_0), and the tangent kernel's change where the grid is θ-space
@@ -91,18 +95,18 @@ class PDEEngine:
             self.kernel0 = self.kernel(self.rho0)
 
     def slow_step_warning(self, rho: np.ndarray) -> str | None:
-        """The warning of a noisy run (β < ∞, where pde.stepper = "implicit" is open) on the explicit stepper whose
+        """The warning of a noisy run (β < ∞, where pde.stepper = "trbdf2" is open) on the explicit stepper whose
         first step from ρ is more than SLOW_STEP_RATIO times below output.every: the steps per unit time it
         implies, and the way out; None otherwise. After prepare()."""
         cfg = self.config
-        if cfg.pde.stepper != "explicit" or math.isinf(cfg.dynamics.beta):
+        if self.stepper != "explicit" or math.isinf(cfg.dynamics.beta):
             return None
         dt = first_explicit_step(self.op, rho, cfg.dynamics.xi, cfg.pde.cfl, cfg.pde.rtol or None, cfg.dynamics.t_end)
         if dt * SLOW_STEP_RATIO >= cfg.output.every:
             return None
         return (f"the explicit PDE stepper's first step is dt = {dt:.2g}, about {1 / dt:.2g} steps per unit time "
                 f"({cfg.output.every / dt:.2g} per output.every = {cfg.output.every:g}); for this noisy run "
-                'pde.stepper = "implicit" (positive for any pde.dt, first order in time) takes far fewer')
+                'pde.stepper = "trbdf2" (or "auto": implicit, second order, error-controlled) takes far fewer')
 
     def kernel(self, rho: np.ndarray) -> np.ndarray:
         """H_ρ on the problem's x-quadrature, from the cell masses at the cell centres."""
@@ -121,11 +125,12 @@ class PDEEngine:
                            ("free_energy", "F = ½R_α/α² + ½λ∫|θ|²ρ + β⁻¹∫ρ log(ρ/J), docs/math.md §2, §7"),
                            ("mass", "∫ρ"), ("finite_n_term", "α²(∫U(θ,θ)dρ − ∬U dρdρ): E R_N = R_α + this/N for iid θ_i"),
                            ("steps", "accepted time steps so far"), ("rejected_steps", "rejected time steps so far"),
-                           ("dt_next", "the explicit stepper's next dt (error control), to resume exactly")):
+                           ("dt_next", "the stepper's next dt (error control), to resume exactly")):
             writer.series(self.name, name, (), ("time",), long_name=desc)
         writer.group_attrs(self.name, coords=",".join(self.grid.names), kernel_features=self.op.phi.shape[0],
                            kernel_features_built=self.op.features_built,
-                           kernel_dropped_eigenvalue=self.op.dropped_eigenvalue)
+                           kernel_dropped_eigenvalue=self.op.dropped_eigenvalue, stepper=self.stepper,
+                           stiffness=self.stiffness)
 
     def row(self, state: PDEState) -> dict:
         """The datasets of one saved state."""
@@ -165,7 +170,7 @@ class PDEEngine:
         times = remaining_times(cfg.save_times(), None if start is None else start.t)
         if start is None:
             start = PDEState(0.0, self.rho0, 0, 0)
-        for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, pde.stepper, pde.rtol or None,
+        for state in solve(self.op, start.rho, times, cfg.dynamics.xi, pde.cfl, self.stepper, pde.rtol or None,
                            pde.dt, t0=start.t, dt_next=start.dt_next, steps0=start.steps, on_step=on_step):
             state.rejected += start.rejected
             drift = abs(self.grid.integrate(state.rho) - mass0) / mass0

@@ -15,6 +15,40 @@ from pde.steppers import STEPPERS, StepperInputs
 from pde.upwind import flux_divergence
 from pde.upwind_rhs import interaction_rhs
 
+# pde.stepper = "auto": one trbdf2 step at pde.rtol = 1e-6 replaces about stiffness / AUTO_STEPS_PER_STIFFNESS
+# explicit steps (its local error 0.04 (dt/τ)³ allows dt ≈ 0.03 τ; benchmarks/RESULTS.md has the measurements)
+AUTO_STEPS_PER_STIFFNESS = 35.0
+
+
+def implicit_step_cost(shape: tuple[int, ...]) -> float:
+    """What one trbdf2 step costs in explicit steps on a grid of this shape (measured, benchmarks/RESULTS.md): 2 in
+    1-D (tridiagonal solves), 2.6·cells^⅓ in 2-D and 0.0025·cells^1.31 in 3-D (sparse LU and its fill-in)."""
+    cells = float(np.prod(shape))
+    return {1: 2.0, 2: 2.6 * cells ** (1.0 / 3.0)}.get(len(shape), 0.0025 * cells**1.31)
+
+
+def stiffness(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.8) -> float:
+    """How stiff a noisy solve from ρ is for the explicit stepper (dimensionless; β < ∞, else NaN): the time scale
+    ‖ρ‖₁/‖dρ/dt‖₁ on which ρ changes, over the explicit step cfl × 1/Σ rates that positivity allows there
+    (docs/math.md §5). About 1 means the explicit step follows the dynamics; 10⁴, that it takes 10⁴ steps where
+    the dynamics needs one."""
+    if math.isinf(op.beta):
+        return math.nan
+    weights = sg_weights(op.psi_noisy(rho), op.grid.widths, op.beta, 2.0 * xi / op.beta)
+    rate = np.empty(rho.shape)
+    sg_apply(rho, weights, rate)
+    change = float(np.abs(rate).sum())
+    return math.inf if change == 0.0 else float(np.abs(rho).sum()) / change / (cfl * weights.dt_max)
+
+
+def auto_stepper(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.8) -> tuple[str, float]:
+    """pde.stepper = "auto": ("explicit" or "trbdf2", the stiffness at ρ). trbdf2 when β < ∞ and it is the cheaper:
+    the explicit steps one of its steps replaces, stiffness / AUTO_STEPS_PER_STIFFNESS, exceed what it costs,
+    implicit_step_cost(grid shape). A function of the config and ρ_0 only, so a run is reproducible."""
+    stiff = stiffness(op, rho, xi, cfl)
+    cheaper = stiff / AUTO_STEPS_PER_STIFFNESS > implicit_step_cost(op.grid.shape)      # False for NaN
+    return ("trbdf2" if cheaper else "explicit"), stiff
+
 
 @dataclass
 class PDEState:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pde.scharfetter_gummel import SGWeights
-
-if TYPE_CHECKING:
-    import scipy.sparse as sp
+from pde.sg_system import SGSystem, sg_matrix
 
 # rhs(rho, out) -> dt_max: writes dρ/dt at rho into out and returns the positivity bound of a forward-Euler
 # step at that state
@@ -145,30 +142,6 @@ class SSPRK3(Stepper):
             dt = self.cfl * b1
 
 
-def sg_matrix(weights: SGWeights) -> sp.csc_matrix:
-    """The Scharfetter–Gummel operator A (dρ/dt = Aρ) of the face weights of a frozen ψ, flattened in C order.
-
-    For each face between cells i and i' (next along an axis), mass moves i → i' at rate
-    forward = (Dif/h²) B(β(ψ_i' − ψ_i)) and i' → i at backward = (Dif/h²) B(β(ψ_i − ψ_i')): A has zero
-    column sums (mass) and nonnegative off-diagonals, so I − dt A is an M-matrix for any dt (docs/math.md §5).
-    """
-    import scipy.sparse as sp  # heavy: only the implicit stepper needs it
-
-    shape = (weights.forward[0].shape[0] + 1,) + weights.forward[0].shape[1:]      # the grid's
-    index = np.arange(int(np.prod(shape))).reshape(shape)
-    rows, cols, vals = [], [], []
-    for axis, (forward, backward) in enumerate(zip(weights.forward, weights.backward)):
-        lo = [slice(None)] * len(shape)
-        hi = [slice(None)] * len(shape)
-        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-        i, j = index[tuple(lo)].ravel(), index[tuple(hi)].ravel()
-        rows += [i, j, i, j]
-        cols += [i, i, j, j]
-        vals += [-forward.ravel(), forward.ravel(), backward.ravel(), -backward.ravel()]
-    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(index.size, index.size))
-
-
 @register_stepper("implicit")
 class LinearlyImplicit(Stepper):
     """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (docs/math.md §5): positive and mass-conserving for any dt,
@@ -196,3 +169,94 @@ class LinearlyImplicit(Stepper):
             self._factor = (dt, splu((sp.identity(rho.size, format="csc") - dt * a).tocsc()))
         new = self._factor[1].solve(rho.ravel()).reshape(rho.shape)
         return np.maximum(new, 0.0), dt      # the M-matrix keeps ρ ≥ 0; clip round-off below 0
+
+
+# TR-BDF2 (Bank et al., IEEE Trans. Electron Devices 32 (1985) 1992; Hosea & Shampine, Appl. Numer. Math. 20
+# (1996) 21): γ = 2 − √2 makes both implicit stages use the same matrix I − c·dt·A, c = γ/2 = 1 − 1/√2.
+TRBDF2_GAMMA = 2.0 - math.sqrt(2.0)
+TRBDF2_C = 0.5 * TRBDF2_GAMMA
+TRBDF2_ERROR = math.sqrt(2.0) - 4.0 / 3.0     # local error (√2/2 − 2/3) dt³ρ''' = this × dt × the f-bracket's ½ dt²ρ'''
+TRBDF2_RTOL = 1e-6            # local L1 error per step relative to the mass, when pde.rtol is 0
+NEGATIVE_TOL = 1e-13          # a stage below −this × its maximum rejects the step (round-off above it is clipped)
+
+
+@register_stepper("trbdf2")
+class TRBDF2(Stepper):
+    """Linearly implicit TR-BDF2 for β < ∞ (docs/math.md §5): second order in time, error-controlled, mass to
+    round-off, never negative (a step with a negative stage is rejected and retried with half the dt).
+
+    A step of size dt from ρⁿ, with A(ψ) the Scharfetter–Gummel operator (sg_matrix) and c = 1 − 1/√2:
+      1. ρ̂ = (I − ½dt A(ψ[ρⁿ]))⁻¹ ρⁿ, backward Euler to the midpoint (skipped when ψ does not depend on ρ);
+      2. with A = A(ψ[ρ̂]) frozen (the midpoint rule of the first Magnus term: second order),
+         (I − c dt A) ρ_γ = ρⁿ + c dt A ρⁿ                      (trapezoid to tⁿ + γ dt, γ = 2c)
+         (I − c dt A) ρⁿ⁺¹ = (ρ_γ − (1 − γ)² ρⁿ) / (γ(2 − γ))    (BDF2 to tⁿ + dt), one LU for both;
+      3. the local error (√2 − 4/3) dt (Aρⁿ/γ − Aρ_γ/(γ(1−γ)) + Aρⁿ⁺¹/(1−γ)), filtered by (I − c dt A)⁻¹
+         (Hosea–Shampine: the stiff components' estimate is damped as the step damps them), in L1 relative to
+         ‖ρⁿ‖₁; accepted if ≤ rtol, and dt scaled by 0.9 (rtol/err)^{1/3} clipped to [0.2, 2]. rtol = inf: steps
+         of the first dt, no control (the order studies).
+    Every matrix has zero column sums, so each solve keeps the mass; (I − s A)⁻¹ ≥ 0 keeps ρ̂ ≥ 0. The
+    trapezoid's explicit half and the BDF2 combination can go negative for long steps: those are rejected.
+    The whole drift, including −β⁻¹∇log J near r = 0, and the diffusion are implicit.
+    """
+
+    def __init__(self, weights_of: Callable[[np.ndarray], SGWeights], dt: float, rtol: float, psi_fixed: bool = False):
+        self.weights_of, self.rtol, self.psi_fixed = weights_of, rtol, psi_fixed
+        self.dt_error = dt               # the next step to try: pde.dt at first, then the controller's
+        self.rejected = 0
+        self._fixed: tuple[float, SGWeights, SGSystem] | None = None    # (dt, weights, system) while ψ is fixed
+
+    @classmethod
+    def build(cls, inputs: StepperInputs) -> TRBDF2:
+        if math.isinf(inputs.beta) or inputs.dt is None:
+            raise ValueError("the trbdf2 stepper needs a finite dynamics.beta and a first step pde.dt")
+        dt = inputs.dt_next if math.isfinite(inputs.dt_next) else inputs.dt
+        return cls(inputs.field_at, dt, inputs.rtol or TRBDF2_RTOL, psi_fixed=inputs.psi_fixed)
+
+    @property
+    def dt_next(self) -> float:
+        return self.dt_error
+
+    def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
+        """Advance by at most dt_wanted; return (new ρ, dt actually taken)."""
+        from pde.scharfetter_gummel import sg_apply
+
+        g, c = TRBDF2_GAMMA, TRBDF2_C
+        shape = rho.shape
+
+        def apply(weights: SGWeights, x: np.ndarray) -> np.ndarray:          # A x, flat
+            out = np.empty(shape)
+            sg_apply(x.reshape(shape), weights, out)
+            return out.ravel()
+
+        flat = rho.ravel()
+        mass = max(np.abs(flat).sum(), 1e-300)
+        cut = dt_wanted < self.dt_error              # a step cut short by a save time keeps the proposal ...
+        dt = min(dt_wanted, self.dt_error)
+        while True:
+            if self.psi_fixed:
+                if self._fixed is None or self._fixed[0] != dt:
+                    weights = self.weights_of(rho)
+                    self._fixed = (dt, weights, SGSystem(weights, c * dt))
+                weights, system = self._fixed[1:]
+            else:
+                half = SGSystem(self.weights_of(rho), 0.5 * dt).solve(flat)
+                weights = self.weights_of(np.maximum(half, 0.0).reshape(shape))
+                system = SGSystem(weights, c * dt)
+            f0 = apply(weights, flat)
+            stage = system.solve(flat + c * dt * f0)
+            new = system.solve((stage - (1.0 - g) ** 2 * flat) / (g * (2.0 - g)))
+            if min(stage.min(), new.min()) < -NEGATIVE_TOL * max(stage.max(), new.max()):
+                self.rejected += 1
+                dt *= 0.5
+                continue
+            bracket = f0 / g - apply(weights, stage) / (g * (1.0 - g)) + apply(weights, new) / (1.0 - g)
+            err = np.abs(system.solve(TRBDF2_ERROR * dt * bracket)).sum() / mass
+            if math.isinf(self.rtol):                  # no error control: steps of pde.dt (order studies)
+                return np.maximum(new, 0.0).reshape(shape), dt
+            factor = min(2.0, max(0.2, 0.9 * (self.rtol / err) ** (1.0 / 3.0))) if err > 0 else 2.0
+            if err <= self.rtol:
+                if not cut or factor < 1.0:               # ... unless its error asks for less
+                    self.dt_error = dt * factor
+                return np.maximum(new, 0.0).reshape(shape), dt
+            self.rejected += 1
+            dt *= factor

@@ -396,17 +396,18 @@ def test_the_exact_risk_hint_appears_when_it_takes_most_of_the_time(tiny, capsys
 
 
 def test_a_noisy_explicit_run_that_would_crawl_is_warned_before_it_starts():
-    """configs/mmn_isotropic.toml at β = 20: the explicit stepper's first step is over 1000× below output.every.
-    The check runs on the config alone, and the PDE engine hands the warning out with its t = 0 snapshot."""
+    """configs/mmn_isotropic.toml at β = 20 with pde.stepper = "explicit": its first step is over 1000× below
+    output.every. The check runs on the config alone, and the PDE engine hands the warning out with its t = 0
+    snapshot. The default, "auto", takes trbdf2 there and does not warn."""
     import math
 
     from mfdyn.config import load_config
     from mfdyn.problems import make_problem
     from pde.engine import SLOW_STEP_RATIO, PDEEngine, slow_step_warning
 
-    config = load_config(ROOT / "configs" / "mmn_isotropic.toml", ["dynamics.beta=20"])
+    config = load_config(ROOT / "configs" / "mmn_isotropic.toml", ["dynamics.beta=20", "pde.stepper=explicit"])
     warning = slow_step_warning(config)
-    assert warning is not None and 'pde.stepper = "implicit"' in warning and "\n" not in warning
+    assert warning is not None and 'pde.stepper = "trbdf2"' in warning and "\n" not in warning
     dt = float(warning.split("first step is dt = ")[1].split(",")[0])
     per_unit = float(warning.split("about ")[1].split(" steps per unit time")[0])
     assert dt * SLOW_STEP_RATIO < config.output.every and per_unit == pytest.approx(1 / dt, rel=0.05)
@@ -414,9 +415,10 @@ def test_a_noisy_explicit_run_that_would_crawl_is_warned_before_it_starts():
     engine.prepare()
     first = next(engine.run())
     assert first.t == 0.0 and first.steps == 0 and first.warning == warning
-    # no warning: the same run with saves about 500 first steps apart, the implicit stepper, or no noise
+    # no warning: the same run with saves about 500 first steps apart, the implicit steppers, auto, or no noise
     for quiet in (config.replace("output.every", 1e-4 * math.floor(0.5 * dt * SLOW_STEP_RATIO / 1e-4)),
-                  config.replace("pde.stepper", "implicit"), load_config(ROOT / "configs" / "mmn_isotropic.toml")):
+                  config.replace("pde.stepper", "implicit"), config.replace("pde.stepper", "trbdf2"),
+                  config.replace("pde.stepper", "auto"), load_config(ROOT / "configs" / "mmn_isotropic.toml")):
         assert slow_step_warning(quiet) is None
 
 

@@ -8,7 +8,7 @@ from mfdyn.config import InitConfig
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from pde import Grid, PotentialOperator, solve
-from pde.steppers import SSPRK3, STEPPERS, LinearlyImplicit
+from pde.steppers import SSPRK3, STEPPERS, TRBDF2, LinearlyImplicit
 from validation import verify
 
 BY_NAME = {c.name: c for c in verify.CASES}
@@ -26,9 +26,11 @@ def test_noisy_3d_cases_are_second_order(name):
     assert verify.passes(verify.run_case(BY_NAME[name]))
 
 
-def test_implicit_stepper_is_first_order_in_time():
-    errors, orders = verify.implicit_time_orders()
-    assert min(orders) >= verify.MIN_TIME_ORDER and max(orders) < 1.3, orders
+@pytest.mark.parametrize("stepper", sorted(verify.TIME_ORDERS))
+def test_implicit_steppers_have_their_order_in_time(stepper):
+    """implicit: first order (and not more); trbdf2: second order, on OU with ψ fixed."""
+    errors, orders = verify.implicit_time_orders(stepper)
+    assert verify.time_order_passes(stepper, orders) and max(orders) < verify.TIME_ORDERS[stepper] + 0.3, orders
 
 
 def test_gibbs_state_of_a_frozen_potential_is_preserved_to_round_off():
@@ -65,7 +67,7 @@ def _rhs_sg(op, xi):
 
 
 @pytest.mark.parametrize("which", ["quadratic_2d", "mmn_isotropic_reduced"])
-@pytest.mark.parametrize("stepper", ["explicit", "implicit"])
+@pytest.mark.parametrize("stepper", ["explicit", "implicit", "trbdf2"])
 def test_free_energy_decreases_at_every_step(which, stepper):
     """With interaction, and in reduced coordinates with the volume factor J = r^{d−1}."""
     xi, beta = 1.0, 5.0
@@ -79,8 +81,9 @@ def test_free_energy_decreases_at_every_step(which, stepper):
         beta, t_end = 20.0, 2.0
     op = PotentialOperator(problem.grid_model(grid.centres), grid, lam=0.1, beta=beta)
     rho0 = problem.initial_cell_averages(grid.edges)
-    advance = (SSPRK3(_rhs_sg(op, xi), 0.8) if stepper == "explicit"
-               else LinearlyImplicit(_weights_of(op, xi), 0.05))
+    advance = {"explicit": lambda: SSPRK3(_rhs_sg(op, xi), 0.8),
+               "implicit": lambda: LinearlyImplicit(_weights_of(op, xi), 0.05),
+               "trbdf2": lambda: TRBDF2(_weights_of(op, xi), 0.05, rtol=1e-6)}[stepper]()
     values, rho = _free_energy_every_step(op, rho0, advance, t_end)
     assert len(values) > 10
     assert np.all(np.diff(values) <= 1e-13 * np.abs(values).max()), np.diff(values).max()
@@ -113,7 +116,8 @@ def test_config_allows_exactly_the_registered_steppers():
     for name in STEPPERS:
         assert rule.check(name) is True, name
     assert rule.check("nonsense") is False
-    assert set(re.findall(r"'([^']*)'", rule.allowed)) == set(STEPPERS), rule.allowed
+    assert rule.check("auto") is True                       # not a stepper: the engine picks one (pde.solve.auto_stepper)
+    assert set(re.findall(r"'([^']*)'", rule.allowed)) == set(STEPPERS) | {"auto"}, rule.allowed
 
 
 def test_solve_refuses_unknown_steppers_and_the_implicit_one_without_noise():
