@@ -192,16 +192,23 @@ def test_particle_blow_up_stops_with_cause_and_fix_and_keeps_the_snapshots(tmp_p
 
 
 def test_pde_blow_up_is_caught_at_the_step(tmp_path, capsys, monkeypatch):
-    from pde.potential import PotentialOperator
+    import importlib
 
-    original, calls = PotentialOperator.psi, []
+    solve_module = importlib.import_module("pde.solve")         # pde.solve is also the function
+    original, calls = solve_module.interaction_rhs, []
 
-    def poisoned(self, rho):
-        calls.append(1)
-        out = original(self, rho)
-        return out * np.nan if len(calls) > 200 else out
+    def poisoned(op, xi):                        # the fused right-hand side (β = ∞), NaN from its 201st call on
+        rhs = original(op, xi)
 
-    monkeypatch.setattr(PotentialOperator, "psi", poisoned)
+        def nan_after(rho, out):
+            calls.append(1)
+            bound = rhs(rho, out)
+            if len(calls) > 200:
+                out *= np.nan
+            return bound
+        return nan_after
+
+    monkeypatch.setattr(solve_module, "interaction_rhs", poisoned)
     out = tmp_path / "nan.h5"
     assert main(["run", str(write_config(tmp_path)), "--out", str(out), "--engine", "pde"]) == 1
     err = capsys.readouterr().err

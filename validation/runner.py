@@ -187,14 +187,24 @@ def execute(config: Config, out: Path | None, engine: str = "both", progress: bo
     """
     started = time.perf_counter()
     engines = build_engines(config, engine)
-    with RunWriter(out, config.to_toml(), config.particles.seed, config.overrides) as writer, compile_timer() as ct:
-        _root_attrs(writer, config, engine)
-        for e in engines:
-            e.prepare()
-            e.layout(writer)
-        writer.start()
-        _run_engines(writer, engines, config, progress=progress)
-        _finish(writer, engines, started, ct)
+    # Until SWMR mode a killed HDF5 file cannot be opened at all: it is written beside `out` and takes its name
+    # only then (as resume does), so that a run killed while preparing leaves no file, and an old `out` stays.
+    temp = None if out is None else out.with_name(f".{out.name}.partial")
+    try:
+        with RunWriter(temp, config.to_toml(), config.particles.seed, config.overrides) as writer, compile_timer() as ct:
+            _root_attrs(writer, config, engine)
+            for e in engines:
+                e.prepare()
+                e.layout(writer)
+            writer.start()
+            if out is not None:
+                os.replace(temp, out)           # the open handle follows the file
+                writer.path = out
+            _run_engines(writer, engines, config, progress=progress)
+            _finish(writer, engines, started, ct)
+    finally:
+        if temp is not None and temp.exists():  # it failed before it became the run file
+            temp.unlink()
     return writer.reader() if out is None else RunFile.open(out)
 
 
