@@ -27,8 +27,12 @@ def w2_1d(rho: np.ndarray, rho0: np.ndarray, edges: np.ndarray) -> float:
 
     def quantile_ends(mass, cdf):
         j = np.clip(np.searchsorted(cdf, mid, side="right") - 1, 0, len(mass) - 1)    # the cell holding mid
-        width = np.diff(edges)[j] / np.where(mass[j] > 0, mass[j], 1.0)
-        return edges[j] + (lo - cdf[j]) * width, edges[j] + (hi - cdf[j]) * width
+        h = np.diff(edges)[j]
+        width = h / np.where(mass[j] > 0, mass[j], 1.0)
+        # the quantile lies in cell j: u − cdf_j is rounded at the scale of the cdf (1e−16), so for a cell of tiny
+        # mass (1e−99 far out in a noisy solution) the offset must be clipped into the cell, [0, h]
+        return (edges[j] + np.clip((lo - cdf[j]) * width, 0.0, h),
+                edges[j] + np.clip((hi - cdf[j]) * width, 0.0, h))
 
     (a0, a1), (b0, b1) = quantile_ends(m, c), quantile_ends(m0, c0)
     d0, d1 = a0 - b0, a1 - b1
