@@ -27,6 +27,11 @@ def implicit_step_cost(shape: tuple[int, ...]) -> float:
     return {1: 2.0, 2: 2.6 * cells ** (1.0 / 3.0)}.get(len(shape), 0.0025 * cells**1.31)
 
 
+def noisy_weights(op: PotentialOperator, rho: np.ndarray, xi: float) -> SGWeights:
+    """The Scharfetter–Gummel face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J with Dif = 2ξ/β (β < ∞; docs/math.md §5)."""
+    return sg_weights(op.psi_noisy(rho), op.grid.widths, op.beta, 2.0 * xi / op.beta)
+
+
 def stiffness(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.8) -> float:
     """How stiff a noisy solve from ρ is for the explicit stepper (dimensionless; β < ∞, else NaN): the time scale
     ‖ρ‖₁/‖dρ/dt‖₁ on which ρ changes, over the explicit step cfl × 1/Σ rates that positivity allows there
@@ -34,7 +39,7 @@ def stiffness(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.
     the dynamics needs one."""
     if math.isinf(op.beta):
         return math.nan
-    weights = sg_weights(op.psi_noisy(rho), op.grid.widths, op.beta, 2.0 * xi / op.beta)
+    weights = noisy_weights(op, rho, xi)
     rate = np.empty(rho.shape)
     sg_apply(rho, weights, rate)
     change = float(np.abs(rate).sum())
@@ -80,13 +85,12 @@ def solve(op: PotentialOperator, rho0: np.ndarray, save_times: list[float], xi: 
         raise ValueError(f"unknown stepper {stepper!r}; known: {', '.join(sorted(STEPPERS))}")
     grid: Grid = op.grid
     beta = op.beta
-    dif = 2.0 * xi / beta
 
     def flux_field(rho: np.ndarray) -> np.ndarray | SGWeights:
         """What the fluxes take from Ψ_λ[ρ]: ζ = 2ξΨ_λ (upwind), or the SG face weights of ψ (β < ∞)."""
         if math.isinf(beta):
             return 2.0 * xi * op.psi(rho)
-        return sg_weights(op.psi_noisy(rho), grid.widths, beta, dif)
+        return noisy_weights(op, rho, xi)
 
     # Without interaction ψ, hence ζ or the weights, is the same at every stage: compute it once.
     frozen = None if op.depends_on_rho else flux_field(np.asarray(rho0, dtype=float))

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pde.scharfetter_gummel import SGWeights
-from pde.sg_system import SGSystem, sg_matrix
+from pde.scharfetter_gummel import SGWeights, sg_apply
+from pde.sg_system import SGSystem
 
 # rhs(rho, out) -> dt_max: writes dρ/dt at rho into out and returns the positivity bound of a forward-Euler
 # step at that state
@@ -145,13 +145,14 @@ class SSPRK3(Stepper):
 @register_stepper("implicit")
 class LinearlyImplicit(Stepper):
     """(I − dt A(ψ_n)) ρⁿ⁺¹ = ρⁿ with ψ frozen at tⁿ (docs/math.md §5): positive and mass-conserving for any dt,
-    first order in time. weights_of(ρ) gives the SG face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J; sparse LU
-    solves. With psi_fixed (ψ does not depend on ρ) the factorisation is kept while dt stays the same."""
+    first order in time. weights_of(ρ) gives the SG face weights of ψ = Ψ_λ[ρ] − β⁻¹ log J; SGSystem solves
+    (Thomas in 1-D, sparse LU above). With psi_fixed (ψ does not depend on ρ) the factorisation is kept while dt
+    stays the same."""
 
     def __init__(self, weights_of: Callable[[np.ndarray], SGWeights], dt: float, psi_fixed: bool = False):
         self.weights_of, self.dt, self.psi_fixed = weights_of, dt, psi_fixed
         self.rejected = 0
-        self._factor: tuple[float, object] | None = None
+        self._factor: tuple[float, SGSystem] | None = None
 
     @classmethod
     def build(cls, inputs: StepperInputs) -> LinearlyImplicit:
@@ -160,13 +161,9 @@ class LinearlyImplicit(Stepper):
         return cls(inputs.field_at, inputs.dt, psi_fixed=inputs.psi_fixed)
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
-        import scipy.sparse as sp
-        from scipy.sparse.linalg import splu
-
         dt = min(self.dt, dt_wanted)
         if not (self.psi_fixed and self._factor is not None and self._factor[0] == dt):
-            a = sg_matrix(self.weights_of(rho))
-            self._factor = (dt, splu((sp.identity(rho.size, format="csc") - dt * a).tocsc()))
+            self._factor = (dt, SGSystem(self.weights_of(rho), dt))
         new = self._factor[1].solve(rho.ravel()).reshape(rho.shape)
         return np.maximum(new, 0.0), dt      # the M-matrix keeps ρ ≥ 0; clip round-off below 0
 
@@ -185,7 +182,7 @@ class TRBDF2(Stepper):
     """Linearly implicit TR-BDF2 for β < ∞ (docs/math.md §5): second order in time, error-controlled, mass to
     round-off, never negative (a step with a negative stage is rejected and retried with half the dt).
 
-    A step of size dt from ρⁿ, with A(ψ) the Scharfetter–Gummel operator (sg_matrix) and c = 1 − 1/√2:
+    A step of size dt from ρⁿ, with A(ψ) the Scharfetter–Gummel operator (pde.sg_system.sg_matrix) and c = 1 − 1/√2:
       1. ρ̂ = (I − ½dt A(ψ[ρⁿ]))⁻¹ ρⁿ, backward Euler to the midpoint (skipped when ψ does not depend on ρ);
       2. with A = A(ψ[ρ̂]) frozen (the midpoint rule of the first Magnus term: second order),
          (I − c dt A) ρ_γ = ρⁿ + c dt A ρⁿ                      (trapezoid to tⁿ + γ dt, γ = 2c)
@@ -218,8 +215,6 @@ class TRBDF2(Stepper):
 
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
         """Advance by at most dt_wanted; return (new ρ, dt actually taken)."""
-        from pde.scharfetter_gummel import sg_apply
-
         g, c = TRBDF2_GAMMA, TRBDF2_C
         shape = rho.shape
 

@@ -49,9 +49,9 @@ def _free_energy_every_step(op, rho, advance, t_end):
 
 
 def _weights_of(op, xi):
-    from pde.scharfetter_gummel import sg_weights
+    from pde.solve import noisy_weights
 
-    return lambda rho: sg_weights(op.psi_noisy(rho), op.grid.widths, op.beta, 2 * xi / op.beta)
+    return lambda rho: noisy_weights(op, rho, xi)
 
 
 def _rhs_sg(op, xi):
