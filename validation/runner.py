@@ -171,7 +171,12 @@ def _advance_engine(writer: RunWriter, e, start, shown: Progress, lock: threadin
 def _finish(writer: RunWriter, engines: list, started: float, compiled) -> None:
     names = {e.name for e in engines}
     writer.set_attrs("/", wall_seconds=time.perf_counter() - started, compile_seconds=compiled.seconds)
-    compare = (lambda f: write_comparison(f, comparison_table(f))) if {"pde", "particles"} <= names else None
+    compare = None
+    if {"pde", "particles"} <= names:
+        # computed from the file while it is still in SWMR mode: finish() reopens it for writing, and a run killed
+        # in that window leaves a file HDF5 cannot open, so only the writes happen there
+        table = comparison_table(writer.reader())
+        compare = lambda f: write_comparison(f, table)      # noqa: E731
     writer.finish("completed", compare)
 
 
