@@ -27,6 +27,7 @@ import datetime as _dt
 import itertools
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -88,7 +89,8 @@ class RunWriter:
     2. start(): enter SWMR mode, after which only append() is allowed. A process killed at any
        moment then leaves a file that RunFile.open reads with every complete snapshot;
     3. finish(status, final): leave SWMR, write the attributes set meanwhile (set_attrs), call
-       final(RunFile) for tables computed from the finished data, and record the status. Leaving the
+       final(RunFile) for tables computed from the finished data, and record the status, all in a
+       copy that then replaces the file (a kill meanwhile leaves the run as it was). Leaving the
        `with` block by an exception finishes with "failed: <reason>"; a killed run keeps "running".
 
     path=None keeps the file in memory; `file` is then the open in-memory file after finish.
@@ -143,7 +145,12 @@ class RunWriter:
         else:
             if self.file.id.valid:
                 self.file.close()
-            target = RunFile(_reopen(self.path), self.path)
+            # A file killed while open for writing outside SWMR mode cannot be opened again, so the last writes go
+            # to a copy that replaces the file once closed: a kill in between leaves the closed SWMR file (status
+            # "running", resumable) and a stray copy, which the next finish at this path overwrites.
+            temp = self.path.with_name(f".{self.path.name}.finish")
+            shutil.copyfile(self.path, temp)
+            target = RunFile(h5py.File(temp, "r+"), self.path)
         try:
             for group, attrs in self.pending.items():
                 target.h5.require_group(group).attrs.update({k: _attr_value(v) for k, v in attrs.items()})
@@ -158,6 +165,7 @@ class RunWriter:
         finally:
             if self.path is not None:
                 target.close()
+                os.replace(temp, self.path)
 
     # ----------------------------------------------------------------- layout
     def scale(self, group: str, name: str, values: np.ndarray | None = None, **attrs: Any) -> None:
@@ -213,21 +221,6 @@ class RunWriter:
     def reader(self) -> RunFile:
         """The file as a RunFile, to read while writing (in-memory runs)."""
         return RunFile(self.file, self.path)
-
-
-def _reopen(path: Path, tries: int = 50, wait: float = 0.1) -> h5py.File:
-    """The finished file for writing. A reader that opened it in the instant between the writer's close
-    and this reopen holds a lock for as long as it reads: wait for it (up to tries × wait seconds)."""
-    import time
-
-    for attempt in range(tries):
-        try:
-            return h5py.File(path, "r+")
-        except OSError:
-            if attempt == tries - 1:
-                raise
-            time.sleep(wait)
-    raise AssertionError("unreachable")
 
 
 def _attach(g: h5py.Group, ds: h5py.Dataset, dims: tuple[str, ...]) -> None:

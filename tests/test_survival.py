@@ -145,6 +145,37 @@ def test_sigkill_at_random_moments_leaves_valid_files(tmp_path):
             assert n_particles < 61, trial
 
 
+KILLED_IN_FINISH = """
+import os, signal, sys
+import numpy as np
+from mfdyn.storage import RunWriter
+writer = RunWriter(sys.argv[1], "[problem]", 0)
+writer.scale("g", "time")
+writer.series("g", "x", (3,), ("time",))
+writer.start()
+for k in range(4):
+    writer.append("g", {"time": float(k), "x": np.full(3, k)})
+writer.set_attrs("g", steps=4)
+def final(f):
+    f.h5["g"].attrs["half"] = 1                         # a write in progress, then the kill
+    f.h5.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+writer.finish("completed", final)
+"""
+
+
+def test_a_run_killed_while_finishing_keeps_its_snapshots_and_stays_resumable(tmp_path):
+    """finish() writes into a copy: a kill in the middle of its writes (here from inside final()) leaves the
+    closed SWMR file, readable and writable, status "running", every snapshot there."""
+    out = tmp_path / "run.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_IN_FINISH, str(out)], cwd=ROOT, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    with RunFile.open(out, "r+") as f:
+        assert f.status == "running"
+        np.testing.assert_array_equal(f.series("g", "x"), np.repeat(np.arange(4.0), 3).reshape(4, 3))
+        assert "half" not in f.group_attrs("g") and "steps" not in f.group_attrs("g")
+
+
 @pytest.mark.parametrize("group,at_least,extra_dynamics,extra_pde", [
     ("pde", 5, "", ""),                                                     # killed while solving the PDE
     ("particles", 3, "beta = 50.0\nlambda = 0.1", "rtol = 1e-6"),           # killed in SGD; noise, error control

@@ -173,8 +173,7 @@ def _finish(writer: RunWriter, engines: list, started: float, compiled) -> None:
     writer.set_attrs("/", wall_seconds=time.perf_counter() - started, compile_seconds=compiled.seconds)
     compare = None
     if {"pde", "particles"} <= names:
-        # computed from the file while it is still in SWMR mode: finish() reopens it for writing, and a run killed
-        # in that window leaves a file HDF5 cannot open, so only the writes happen there
+        # computed while the file is still in SWMR mode, so that finish() only writes
         table = comparison_table(writer.reader())
         compare = lambda f: write_comparison(f, table)      # noqa: E731
     writer.finish("completed", compare)
