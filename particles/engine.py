@@ -20,10 +20,11 @@ def layout_cloud(writer, group: str, n: int, problem, risk: str) -> None:
     writer.scale(group, "component", np.arange(problem.dim), long_name="index of θ's components")
     writer.scale(group, "coordinate", np.arange(len(problem.coords)),
                  long_name="reduced coordinate: " + ", ".join(problem.coords))
-    writer.series(group, "theta", (n, problem.dim), ("time", "particle", "component"), compress=True,
+    # uncompressed: a cloud's coordinates are noise to gzip (11% smaller at N = 800, d = 40, for 20× the write time)
+    writer.series(group, "theta", (n, problem.dim), ("time", "particle", "component"),
                   long_name="particle parameters θ_i in full space")
     writer.series(group, "z", (n, len(problem.coords)), ("time", "particle", "coordinate"),
-                  compress=True, long_name="reduced coordinates " + ", ".join(problem.coords))
+                  long_name="reduced coordinates " + ", ".join(problem.coords))
     writer.series(group, "risk", (), ("time",), long_name=risk)
     writer.series(group, "steps", (), ("time",), long_name="SGD steps so far (the clock t = kε)")
     writer.group_attrs(group, coords=",".join(problem.coords))
