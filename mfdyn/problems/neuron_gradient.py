@@ -17,15 +17,34 @@ from numba import njit, prange
 from mfdyn.activations import sigma, sigma_prime, sigma_prime_scalar, sigma_scalar
 
 
+@njit(cache=True, inline="always")
+def _activation_row(theta: np.ndarray, xk: float, code: int, t1: float, t2: float, s1: float, s2: float,
+                    row: np.ndarray) -> None:
+    dim = theta.shape[1]
+    for i in range(theta.shape[0]):
+        row[i] = sigma_scalar(code, theta[i, 1] * xk + (theta[i, 2] if dim == 3 else 0.0), t1, t2, s1, s2)
+
+
 @njit(cache=True, parallel=True)
 def activations_at_nodes(theta: np.ndarray, x: np.ndarray, code: int, t1: float, t2: float, s1: float, s2: float,
                          act: np.ndarray) -> None:
     """act_ki = σ(w_i x_k + b_i) (K, N) for θ (N, 2 or 3), x (K,): the activations both sums below take, computed
-    once per drift evaluation (G needs them for the network's output and then for its gradient)."""
-    n, dim = theta.shape
-    for k in prange(x.shape[0]):
-        for i in range(n):
-            act[k, i] = sigma_scalar(code, theta[i, 1] * x[k] + (theta[i, 2] if dim == 3 else 0.0), t1, t2, s1, s2)
+    once per drift evaluation (G needs them for the network's output and then for its gradient).
+
+    Without a bias and for an odd σ (tanh, erf), a node mirrored by the node at the other end (x_{K−1−k} = −x_k,
+    a symmetric rule) takes its row from it: w(−x) = −(wx) in floating point and libm's tanh and erf are odd to
+    the bit, so act_{K−1−k} = −act_k exactly (its zeros +0), at half the cost on a symmetric x-law."""
+    nodes = x.shape[0]
+    odd = theta.shape[1] == 2 and (code == 1 or code == 2)
+    for k in prange((nodes + 1) // 2):                  # one task: node k and its mirror m
+        _activation_row(theta, x[k], code, t1, t2, s1, s2, act[k])
+        m = nodes - 1 - k
+        if m > k:
+            if odd and x[m] == -x[k]:
+                for i in range(theta.shape[0]):
+                    act[m, i] = 0.0 - act[k, i]        # not −act: σ(w x + 0.0) is never σ(−0.0)
+            else:
+                _activation_row(theta, x[m], code, t1, t2, s1, s2, act[m])
 
 
 @njit(cache=True, parallel=True)
