@@ -116,6 +116,17 @@ def test_seed_means_stderr_and_bootstrap_interval_of_a_noisy_power_law():
     assert abs(0.5 * (low + high) + 0.5) < 0.1 * (high - low)
 
 
+@pytest.mark.parametrize("seeds", [[16] * 4, [16, 15, 16, 3]])
+def test_the_batched_bootstrap_is_its_loop_bit_for_bit(seeds):
+    """One rng.integers call and one polyfit for every draw (equal seeds at every x) give the slopes of one
+    rng.choice and one fit at a time, from the same generator state; unequal seeds take the loop."""
+    g = np.random.default_rng(11)
+    per_x = [np.abs(g.normal(x**-0.5, 0.3 * x**-0.5, n)) for x, n in zip(XS, seeds)]
+    batched = rt.bootstrap_slopes(np.array(XS), per_x, np.random.default_rng(3))
+    loop = rt.bootstrap_slopes_loop(np.array(XS), per_x, np.random.default_rng(3))
+    assert batched.shape == (rt.BOOTSTRAP,) and np.array_equal(batched, loop)
+
+
 def test_t0_gaps_and_their_monte_carlo_prediction_are_averaged_per_x():
     """t0: the mean over seeds of each member's gap at t = 0; t0_predicted: of its Monte Carlo prediction, nan for
     a quantity without one (W1); a single seed per x: no standard error, no interval, but still a slope."""
