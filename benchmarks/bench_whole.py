@@ -7,8 +7,11 @@ Runs, alternating, REPEATS rounds of
                                                             here: with two, a loaded 2-core machine doubles its time);
   mfdyn run configs/mmn_isotropic.toml                      both engines (bar: ≤ 1.5 s);
   mfdyn run configs/mmn_isotropic.toml --engine pde         the PDE alone;
-and prints each median wall time, the load average before and after, and the ratio NumPy loop / particle run
-(bar: ≥ 10×). One warm-up run of each mfdyn command first fills Numba's cache.
+  benchmarks/peers/numba_floor.py                           the floor: numpy, numba, scipy.special and h5py
+                                                            imported and one cached Numba kernel called, no mfdyn;
+and prints each median wall time, the load average before and after, the ratio NumPy loop / particle run
+(bar: ≥ 10×) and what each mfdyn command costs above the floor. One warm-up run of each mfdyn command and of the
+floor first fills Numba's cache.
 Usage: python benchmarks/bench_whole.py [--repeats N]
 """
 from __future__ import annotations
@@ -53,9 +56,10 @@ def main() -> None:
                     "NumPy loop (numpy_sgd.py)": ([sys.executable, str(ROOT / "benchmarks/peers/numpy_sgd.py")],
                                                   {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
                     "mfdyn run (both engines)": (run(), None),
-                    "mfdyn run --engine pde": (run("--engine", "pde"), None)}
+                    "mfdyn run --engine pde": (run("--engine", "pde"), None),
+                    "floor (numba_floor.py)": ([sys.executable, str(ROOT / "benchmarks/peers/numba_floor.py")], None)}
         for name, (argv, env) in commands.items():
-            if name.startswith("mfdyn"):
+            if not name.startswith("NumPy"):
                 wall(argv, env)                                   # warms Numba's cache
         load_before = os.getloadavg()[0]
         times: dict[str, list[float]] = {name: [] for name in commands}
@@ -69,9 +73,15 @@ def main() -> None:
     for name, seconds in medians.items():
         spread = f"{min(times[name]):.2f}–{max(times[name]):.2f}"
         print(f"{name:<32} {seconds:6.2f} s   (range {spread} s)")
+    floor = medians["floor (numba_floor.py)"]
+    for name, seconds in medians.items():
+        if name.startswith("mfdyn"):
+            print(f"{name:<32} {seconds - floor:6.2f} s above the floor")
     ratio = medians["NumPy loop (numpy_sgd.py)"] / medians["mfdyn run --engine particles"]
     print(f"NumPy loop / particle run: {ratio:.1f}×  (bar ≥ 10×);  both engines: {medians['mfdyn run (both engines)']:.2f} s "
-          "(bar ≤ 1.5 s)")
+          f"(bar ≤ 1.5 s);  the floor alone: {floor:.2f} s")
+    print(f"10× would need the particle run within {medians['NumPy loop (numpy_sgd.py)'] / 10:.2f} s of wall time, "
+          f"{medians['NumPy loop (numpy_sgd.py)'] / 10 - floor:+.2f} s from the floor")
 
 
 if __name__ == "__main__":
