@@ -432,3 +432,23 @@ def test_compare_with_plot_computes_the_comparison_once(tiny, tmp_path, capsys, 
     monkeypatch.setattr(Comparison, "of", classmethod(lambda cls, *a, **k: calls.append(a) or of(cls, *a, **k)))
     assert main(["compare", str(out), "--plot", str(tmp_path / "fig.png")]) == 0
     assert len(calls) == 1 and (tmp_path / "fig.png").exists()
+
+
+def test_compare_plot_makes_its_folder_and_refuses_what_it_cannot_write_before_computing(tiny, tmp_path, capsys,
+                                                                                         monkeypatch):
+    from validation.compare import Comparison
+
+    out = tmp_path / "run.h5"
+    assert main(["run", str(tiny), "--out", str(out)]) == 0
+    assert main(["compare", str(out), "--plot", str(tmp_path / "new" / "folder" / "fig.svg")]) == 0
+    assert (tmp_path / "new" / "folder" / "fig.svg").stat().st_size > 0
+    capsys.readouterr()
+    monkeypatch.setattr(Comparison, "of", classmethod(lambda cls, *a, **k: pytest.fail("computed for nothing")))
+    (tmp_path / "a_file").write_text("")
+    for bad, needle in ((tmp_path / "fig.xyz", "unknown figure format '.xyz'; use one of"),
+                        (tmp_path / "fig", "unknown figure format '(no suffix)'"),
+                        (tmp_path / "a_file" / "fig.png", "is not a directory")):
+        assert main(["compare", str(out), "--plot", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"--plot {bad}" in err and needle in err, err
+        assert not bad.exists()

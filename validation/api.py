@@ -98,19 +98,22 @@ class Run:
             return compare_files(self.file, other, source)
 
     def plot(self, path: str | Path | None = None, against: Run | str | Path | None = None, comparison=None):
-        """The comparison figure as a matplotlib Figure; written to path (PNG, PDF, SVG) if given. against: as for
+        """The comparison figure as a matplotlib Figure; written to path (.png, .pdf, .svg or another format matplotlib
+        writes; its folders are made) if given, a bad path refused before anything is computed. against: as for
         compare (the PDE drawn is that file's); a Gibbs comparison has no figure (ValueError). comparison: the
         result of compare(against) with the same against, if already computed (it is not computed again)."""
         from validation.compare import Comparison, roles
-        from validation.plots import comparison_figure
+        from validation.plots import comparison_figure, writable_figure
 
+        if path is not None:
+            path = writable_figure(path)
         with self._partner(against) as (other, source):
             run, pde, gibbs = roles(self.file, other)
             if gibbs:
                 raise ValueError("--plot: a comparison with a Gibbs state has no figure (ρ* has no time axis); draw "
                                  f"the run's own with mfdyn compare {run.name} --plot FIG.png")
             table = (comparison if comparison is not None else Comparison.of(run, pde, source)).table
-            return comparison_figure(run, table, None if path is None else Path(path),
+            return comparison_figure(run, table, path,
                                      **({} if pde is None else {"pde": pde}))
 
     def movie(self, path: str | Path, fps: float = 10, every: int = 1, overwrite: bool = False,
@@ -219,6 +222,10 @@ def sweep(spec: str | Path | dict, workers: int = 2, scheduler: str | None = Non
 
     if workers < 1:
         raise ValueError(f"workers: must be ≥ 1, got {workers}")
+    if plot is not None:
+        from validation.plots import writable_figure
+
+        plot = writable_figure(plot)                  # before the members run, not after
     spec = sw.load_sweep(spec)
     folder = sw.run_sweep(spec, workers, scheduler, log)
     summary = sw.rates(folder)

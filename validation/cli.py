@@ -144,6 +144,10 @@ def _cmd_gibbs(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from validation.api import open as open_run
 
+    if args.plot is not None:
+        from validation.plots import writable_figure
+
+        writable_figure(args.plot)                                          # before the comparison is computed
     with open_run(args.run) as run:
         comparison = run.compare(against=args.against)
         if args.plot is not None:

@@ -9,7 +9,7 @@ import numpy as np
 from mfdyn.config import load_config
 from mfdyn.grid import Grid
 from mfdyn.problems import make_problem
-from mfdyn.storage import RunFile
+from mfdyn.storage import RunFile, cannot_create
 from pde.engine import BOUNDARY_MASS_TOL, boundary_mass
 from validation.compare import edge_fraction, edge_reached, observables_of, particle_count
 
@@ -17,6 +17,21 @@ HEAT_MAP = "Blues"
 CONTOUR_LEVELS = (0.1, 0.3, 0.6, 0.9)      # fractions of each panel's own peak
 MAX_DOTS = 600                             # particles drawn per 2-D panel
 EDGE_COLOUR = "red"
+
+
+def writable_figure(path: str | Path) -> Path:
+    """path as a figure file that can be written, its folders made; else ValueError naming --plot and what is
+    allowed (a format matplotlib writes, a place a file can be created). Call it before computing the figure."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path, formats = Path(path), sorted(FigureCanvasBase.get_supported_filetypes())
+    reason = cannot_create(path)
+    if reason is None and path.suffix.lower().lstrip(".") not in formats:
+        reason = f"unknown figure format {path.suffix or '(no suffix)'!r}; use one of " + ", ".join(f".{f}" for f in formats)
+    if reason is not None:
+        raise ValueError(f"--plot {path}: {reason}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _marginal(density: np.ndarray, keep: tuple[int, ...], widths: np.ndarray) -> np.ndarray:
