@@ -9,10 +9,15 @@ The engine solves the PDE again beside its tracers (the same code, steps and num
 member needs no PDE in its own file), and takes the moments of ρ_t at every accepted PDE step, linearly
 interpolated in time between steps (second order, like the steps). A resumed run solves the PDE again
 from t = 0 up to the tracers' last snapshot (the same steps, so the same ρ_t, bit for bit) and goes on.
+
+The moments a completed run asked for, at each of its drift times, are kept per process for the next run
+with the same problem class, grid config (all but [particles]), ε and step (SOLVES_KEPT of them): the members of a sweep
+that a worker runs one after the other then need no PDE solve, and get the same arrays, so the same bits.
 """
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,6 +28,10 @@ from particles.engine import cloud_snapshot, cloud_state, layout_cloud
 from particles.run import ParticleState, initial_particles
 from pde.engine import PDEEngine
 from pde.potential import moments_kernel
+
+
+SOLVES_KEPT = 2               # grid configs whose moments a process keeps (a few hundred kB to a few MB each)
+_SOLVED: OrderedDict[tuple, tuple[list[float], dict[float, np.ndarray]]] = OrderedDict()
 
 
 class MomentHistory:
@@ -100,25 +109,41 @@ class TracerEngine:
         dyn, eps = self.config.dynamics, self.config.particles.eps
         centres = self.pde.grid.centres
         theta, k, t_start = (self.theta0, 0, 0.0) if start is None else (start.theta, start.steps, start.t)
+        key = (type(self.problem), self.config.grid_key(), eps, stride_of(self.config))   # a redefined class: afresh
+        solved = _SOLVED.get(key)
+        asked: dict[float, np.ndarray] = {} if solved is None else solved[1]      # the moments at each drift time
         history = MomentHistory(self.moments)
-        history.add(0.0, self.pde.rho0)
 
         def velocity(t: float, x: np.ndarray) -> np.ndarray:
-            grad = self.problem.field_gradient(x, history.at(t), centres, dyn.alpha)
+            if solved is None:
+                asked[t] = history.at(t)
+            grad = self.problem.field_gradient(x, asked[t], centres, dyn.alpha)
             return -2.0 * dyn.xi * (grad + dyn.lam * x)
 
         path = CoupledPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
+        if solved is not None:                                 # a run like this one asked for them all already
+            _SOLVED.move_to_end(key)
+            times = solved[0]
+        else:
+            history.add(0.0, self.pde.rho0)
 
-        def on_step(t: float, rho: np.ndarray) -> None:
-            history.add(t, rho)
-            path.advance(int(np.floor(t / eps + 1e-6)))      # every whole step of T that ρ_t now covers
-            history.forget_before(path.t)
+            def on_step(t: float, rho: np.ndarray) -> None:
+                history.add(t, rho)
+                path.advance(int(np.floor(t / eps + 1e-6)))      # every whole step of T that ρ_t now covers
+                history.forget_before(path.t)
 
-        for state in self.pde.states(None, on_step=on_step):
-            if start is not None and state.t <= t_start + 1e-12 * max(1.0, t_start):
+            times = (state.t for state in self.pde.states(None, on_step=on_step))
+        saved = []
+        for t in times:
+            saved.append(t)
+            if start is not None and t <= t_start + 1e-12 * max(1.0, t_start):
                 continue                                       # a resumed run replays the PDE up to its state
-            path.advance(int(round(state.t / eps)))
-            yield cloud_snapshot(self.problem, self.config, state.t, path.theta.copy(), path.k, self.theta0)
+            path.advance(int(round(t / eps)))
+            yield cloud_snapshot(self.problem, self.config, t, path.theta.copy(), path.k, self.theta0)
+        if solved is None and start is None:                   # complete: the next run like it needs no solve
+            _SOLVED[key] = (saved, asked)
+            while len(_SOLVED) > SOLVES_KEPT:
+                _SOLVED.popitem(last=False)
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""

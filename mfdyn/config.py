@@ -9,6 +9,7 @@ the config is valid.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -205,6 +206,11 @@ class Config:
         out = {"problem": {"name": self.problem.name, **_table(self.problem.params)}}
         out.update({name: _table(getattr(self, name)) for name in SECTIONS})
         return out
+
+    def grid_key(self) -> str:
+        """Canonical text of every table but [particles]: what the grid solve (and so the tracers' ρ_t, a sweep's
+        one grid file per distinct key) and the test functions depend on."""
+        return json.dumps({k: v for k, v in self.to_dict().items() if k != "particles"}, sort_keys=True, default=str)
 
     def replace(self, key: str, value: Any) -> Config:
         """A copy with one dotted key changed ("particles.n", 1600), validated; recorded in overrides."""

@@ -120,3 +120,27 @@ def test_a_killed_coupled_run_resumes_bit_for_bit(tmp_path):
         for group in ("gd", "tracers"):
             for name in ("time", "theta", "risk", "steps"):
                 np.testing.assert_array_equal(a.series(group, name), b.series(group, name), err_msg=f"{group}/{name}")
+
+
+def test_the_tracers_of_a_second_run_like_the_first_need_no_pde_and_get_its_bits(monkeypatch):
+    """A completed run keeps the moments its tracers asked for (coupled/tracers.py): the next run with the same grid
+    config, ε and step (here another seed and N, as in a sweep) takes them without solving the PDE, and its /tracers
+    equal those of the same run made afresh, bit for bit; another grid config solves again."""
+    from coupled import tracers
+    from pde.engine import PDEEngine
+
+    sets = {**SMALL_TS, "dynamics.t_end": 0.5, "output.every": 0.25}
+    monkeypatch.setattr(tracers, "_SOLVED", type(tracers._SOLVED)())
+    mfdyn.run(TS, set=sets, engine="particles")
+    solves = []
+    states = PDEEngine.states
+    monkeypatch.setattr(PDEEngine, "states", lambda self, *a, **k: solves.append(1) or states(self, *a, **k))
+    again = mfdyn.run(TS, set={**sets, "particles.seed": 5, "particles.n": 150}, engine="particles")
+    assert solves == []
+    tracers._SOLVED.clear()
+    fresh = mfdyn.run(TS, set={**sets, "particles.seed": 5, "particles.n": 150}, engine="particles")
+    assert solves == [1]
+    for name in ("theta", "risk", "time"):
+        assert np.array_equal(getattr(again.tracers, name).values, getattr(fresh.tracers, name).values), name
+    mfdyn.run(TS, set={**sets, "pde.cfl": 0.4}, engine="particles")       # another grid config: solved again
+    assert solves == [1, 1]

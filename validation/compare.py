@@ -2,7 +2,6 @@
 the Gibbs state ρ* of its config (docs/math.md §6)."""
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -33,19 +32,13 @@ def observables_for(config: Config) -> tuple[str, ...]:
     return config.output.observables or default_observables(config.coordinates, *observable_frame(config))
 
 
-def grid_key(config: Config) -> str:
-    """Canonical text of every table of a config but [particles]: what the grid engines (a sweep solves each
-    distinct one once) and the test functions depend on."""
-    return json.dumps({k: v for k, v in config.to_dict().items() if k != "particles"}, sort_keys=True, default=str)
-
-
 _OBSERVABLES_OF_GRID: dict[str, tuple[str, ...]] = {}
 
 
 @lru_cache(maxsize=64)
 def _observables_of_toml(config_toml: str) -> tuple[str, ...]:
     config = load_config(config_toml, from_text=True)
-    key = grid_key(config)       # a sweep's members differ in [particles] only: one make_problem for all of them
+    key = config.grid_key()      # a sweep's members differ in [particles] only: one make_problem for all of them
     if key not in _OBSERVABLES_OF_GRID:
         _OBSERVABLES_OF_GRID[key] = observables_for(config)
     return _OBSERVABLES_OF_GRID[key]

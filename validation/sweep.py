@@ -55,7 +55,7 @@ import numpy as np
 from mfdyn.config import Config, ConfigError, load_config, parse_override
 from mfdyn.schema import toml_value
 from mfdyn.storage import RunFile
-from validation.compare import PARTS, PdeSide, comparison_table, grid_key, observables_of, particle_count
+from validation.compare import PARTS, PdeSide, comparison_table, observables_of, particle_count
 from validation.fluctuations import law
 from validation.rates import BREAK_P_VALUE, fit_slope, summarize
 from validation.workers import one_numba_thread
@@ -185,7 +185,7 @@ def load_sweep(spec: str | Path | dict) -> Sweep:
         except ConfigError as exc:
             errors += [f"sweep member {label}: {p}" for p in exc.problems]
             continue
-        key = (grid_key(config), member.engines)      # the engines' checks depend on the grid config only
+        key = (config.grid_key(), member.engines)      # the engines' checks depend on the grid config only
         if key not in checked:
             checked.add(key)
             errors += [f"sweep member {label}: {p}" for p in _engine_problems(config, member.engines)]
@@ -258,7 +258,7 @@ def run_sweep(sweep: Sweep, workers: int = 2, scheduler: str | None = None, log=
     grids: dict[str, tuple[Path, list[str], set[str]]] = {}
     for member in sweep.members:
         config = sweep.config(member)
-        key = grid_key(config)
+        key = config.grid_key()
         grid_file, _, wanted = grids.setdefault(key, (folder / f"pde-{_digest(key)}.h5", member.overrides, set()))
         wanted.update(e for e in member.engines if e in GRID_ENGINES)
         entry = {"overrides": member.overrides, "grid": grid_file.name, "engines": list(member.engines)}
