@@ -29,7 +29,6 @@ from particles.run import ParticleState, initial_particles
 from pde.engine import PDEEngine
 from pde.potential import moments_kernel
 
-
 SOLVES_KEPT = 2               # grid configs whose moments a process keeps (a few hundred kB to a few MB each)
 _SOLVED: OrderedDict[tuple, tuple[list[float], dict[float, np.ndarray]]] = OrderedDict()
 
