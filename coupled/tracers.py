@@ -17,6 +17,7 @@ that a worker runs one after the other then need no PDE solve, and get the same 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -31,6 +32,7 @@ from pde.potential import moments_kernel
 
 SOLVES_KEPT = 2               # grid configs whose moments a process keeps (a few hundred kB to a few MB each)
 _SOLVED: OrderedDict[tuple, tuple[list[float], dict[float, np.ndarray]]] = OrderedDict()
+_SOLVED_LOCK = threading.Lock()   # members may run in threads of one process (a Dask worker)
 
 
 class MomentHistory:
@@ -109,7 +111,10 @@ class TracerEngine:
         centres = self.pde.grid.centres
         theta, k, t_start = (self.theta0, 0, 0.0) if start is None else (start.theta, start.steps, start.t)
         key = (type(self.problem), self.config.grid_key(), eps, stride_of(self.config))   # a redefined class: afresh
-        solved = _SOLVED.get(key)
+        with _SOLVED_LOCK:
+            solved = _SOLVED.get(key)
+            if solved is not None:
+                _SOLVED.move_to_end(key)
         asked: dict[float, np.ndarray] = {} if solved is None else solved[1]      # the moments at each drift time
         history = MomentHistory(self.moments)
 
@@ -121,7 +126,6 @@ class TracerEngine:
 
         path = CoupledPath(theta, k, stride_of(self.config), eps, velocity, noise_stream(self.config, theta.shape, k))
         if solved is not None:                                 # a run like this one asked for them all already
-            _SOLVED.move_to_end(key)
             times = solved[0]
         else:
             history.add(0.0, self.pde.rho0)
@@ -140,9 +144,10 @@ class TracerEngine:
             path.advance(int(round(t / eps)))
             yield cloud_snapshot(self.problem, self.config, t, path.theta.copy(), path.k, self.theta0)
         if solved is None and start is None:                   # complete: the next run like it needs no solve
-            _SOLVED[key] = (saved, asked)
-            while len(_SOLVED) > SOLVES_KEPT:
-                _SOLVED.popitem(last=False)
+            with _SOLVED_LOCK:
+                _SOLVED[key] = (saved, asked)
+                while len(_SOLVED) > SOLVES_KEPT:
+                    _SOLVED.popitem(last=False)
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
         """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""
