@@ -66,6 +66,7 @@ from mfdyn.gaussian import (
     ramp_mean,
     ramp_second_moment,
 )
+from mfdyn.workspace import Workspace
 
 ROW_BLOCK = 32                # rows per task: they share each chunk of column data while it is in cache
 COL_CHUNK = 64                # columns per chunk
@@ -83,6 +84,7 @@ _V_TAIL = 10.0                # φ(10) ≈ 8e−23: the V integral is cut at ±1
 _V_FIXED = (-5.0, 0.0, 5.0)   # ... and always split here too: 40 nodes on all of [−10, 10] leave 1e−12 on ∫φ
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
+_WORK = Workspace()            # pair_energy's and pair_gradient's scratch arrays, per thread
 
 # Gauss–Legendre half rules (nodes in (−1, 0), weights) on 6, 12 and 20 points, for Genz's Φ₂
 _GL = [np.polynomial.legendre.leggauss(n) for n in (6, 12, 20)]
@@ -95,11 +97,15 @@ _GL_LEN = np.array([3, 6, 10])
 
 
 # ---------------------------------------------------------------------------------------------- shared set-up
-def class_geometry(points: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """τ_y(p_j) = |s_y ∘ p_j| (Y, M) and the unit vectors u_yj = s_y ∘ p_j / τ_yj (Y, M, d), 0 where τ = 0."""
-    scaled = points[None, :, :] * scales[:, None, :]
-    tau = np.sqrt(np.einsum("yjd,yjd->yj", scaled, scaled))
-    unit = scaled / np.where(tau > 0, tau, 1.0)[:, :, None]
+def class_geometry(points: np.ndarray, scales: np.ndarray, work: Workspace | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """τ_y(p_j) = |s_y ∘ p_j| (Y, M) and the unit vectors u_yj = s_y ∘ p_j / τ_yj (Y, M, d), 0 where τ = 0; in
+    work's arrays "tau" and "unit" if given (the same bits either way)."""
+    work = Workspace() if work is None else work
+    (ny, d), npts = scales.shape, len(points)
+    unit = np.multiply(points[None, :, :], scales[:, None, :], out=work.take("unit", (ny, npts, d)))
+    tau = np.sqrt(np.einsum("yjd,yjd->yj", unit, unit, out=work.take("tau", (ny, npts))))
+    np.divide(unit, np.where(tau > 0, tau, 1.0)[:, :, None], out=unit)
     return tau, unit
 
 
@@ -899,17 +905,18 @@ def run_pair_rows(*args) -> None:
     _run_tasks(pair_tasks, (args[12] + ROW_BLOCK - 1) // ROW_BLOCK, args, numba.get_num_threads())
 
 
-def run_energy_rows(*args) -> None:
+def run_energy_rows(*args, work: Workspace | None = None) -> None:
     """energy_tasks, then deferred_tasks for what it deferred, for energy_tasks' arguments after (first, last) up to
     row_energy (args[0] = unit (Y, M, d), args[1] = tau; args[-1] = row_energy): serial below
     ENERGY_PARALLEL_PAIRS pairs, else on numba.get_num_threads() threads, in pieces of equal numbers of pairs
     (a row block's pairs j > i fall with its index); the coefficients of the deferred pairs' chunks by
-    high_coefficient_tasks."""
+    high_coefficient_tasks. Scratch arrays from work if given, else new."""
+    work = Workspace() if work is None else work
     unit, tau, unit_tiles, groups, _, tail_tiles = args[:6]
     ny, npts = tau.shape
     tasks, chunks = (npts + ROW_BLOCK - 1) // ROW_BLOCK, unit_tiles.shape[1]
     threads = _energy_threads(npts)
-    deferred = np.empty((ny, tasks, chunks), dtype=np.uint8)
+    deferred = work.take("deferred", (ny, tasks, chunks), np.uint8)
     _run_tasks(energy_tasks, tasks, args + (deferred,), threads, npts - ROW_BLOCK * (np.arange(tasks) + 0.5))
     if not deferred.any():
         return
@@ -917,7 +924,7 @@ def run_energy_rows(*args) -> None:
     blocks = deferred.any(axis=(0, 2))
     needed = np.nonzero(deferred.any(axis=(0, 1)) | np.isin(np.arange(chunks), np.nonzero(blocks)[0] * ROW_BLOCK
                                                                // COL_CHUNK))[0]
-    h, tails = np.empty((ny, npts, MID_TERMS)), np.empty((ny, npts, MID_TERMS // 2))
+    h, tails = work.take("h", (ny, npts, MID_TERMS)), work.take("high_tails", (ny, npts, MID_TERMS // 2))
     _run_tasks(high_coefficient_tasks, len(needed), (needed, tau, t1, t2, s1, s2, h, tails), threads)
     _run_tasks(deferred_tasks, tasks, (unit, tau, unit_tiles, groups, tail_tiles, h, tails, weights, class_weights, t1,
                                        t2, s1, s2, cmax, tol, deferred, row_energy), threads,
@@ -929,13 +936,17 @@ def _energy_threads(npts: int) -> int:
     return numba.get_num_threads() if npts * (npts + 1) // 2 >= ENERGY_PARALLEL_PAIRS else 1
 
 
-def _tiles(cols: np.ndarray, chunk: int) -> np.ndarray:
-    """(Y, M, n) → (Y, ⌈M/chunk⌉, n, chunk): column j at [.., j // chunk, :, j % chunk], zero-padded."""
+def _tiles(cols: np.ndarray, chunk: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(Y, M, n) → (Y, ⌈M/chunk⌉, n, chunk): column j at [.., j // chunk, :, j % chunk], zero-padded; into out
+    if given."""
     ny, npts, n = cols.shape
-    blocks = -(-npts // chunk)
-    out = np.zeros((ny, blocks * chunk, n))
-    out[:, :npts] = cols
-    return np.ascontiguousarray(out.reshape(ny, blocks, chunk, n).transpose(0, 1, 3, 2))
+    blocks, whole = -(-npts // chunk), npts // chunk
+    out = np.empty((ny, blocks, n, chunk)) if out is None else out
+    out[:, :whole] = cols[:, : whole * chunk].reshape(ny, whole, chunk, n).transpose(0, 1, 3, 2)
+    if whole < blocks:
+        out[:, whole] = 0.0
+        out[:, whole, :, : npts - whole * chunk] = cols[:, whole * chunk:].transpose(0, 2, 1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -967,14 +978,16 @@ def pair_gradient(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, c
     """
     points, weights, scales, class_weights, rows = _check(points, weights, scales, class_weights, rows)
     Ramp(t1, t2, s1, s2)                                   # checks t1 < t2
-    tau, unit = class_geometry(points, scales)
-    h, d1, d2 = (np.empty(tau.shape + (MEHLER_TERMS + 1,)) for _ in range(3))
+    tau, unit = class_geometry(points, scales, _WORK)
+    h, d1, d2 = (_WORK.take(name, tau.shape + (MEHLER_TERMS + 1,)) for name in ("h", "d1", "d2"))
     coefficients_into(tau, float(t1), float(t2), float(s1), float(s2), h, d1, d2)
     scale2 = class_weights[:, None] * scales**2
     grad = np.empty((rows, points.shape[1]))
-    row_energy = np.empty(rows)
-    run_pair_rows(unit, tau, h, d1, d2, _tiles(unit, COL_CHUNK), _tiles(h, COL_CHUNK), _tiles(d1, COL_CHUNK), points,
-                  weights, scale2, class_weights, rows, float(t1), float(t2), float(s1), float(s2), MEHLER_MAX_COSINE,
+    row_energy = _WORK.take("row_energy", (rows,))
+    chunks = -(-len(points) // COL_CHUNK)
+    tiles = [_tiles(x, COL_CHUNK, _WORK.take(name + "_tiles", (len(scales), chunks, x.shape[2], COL_CHUNK)))
+             for name, x in (("unit", unit), ("h", h), ("d1", d1))]
+    run_pair_rows(unit, tau, h, d1, d2, *tiles, points, weights, scale2, class_weights, rows, float(t1), float(t2), float(s1), float(s2), MEHLER_MAX_COSINE,
                   bool(energy), grad, row_energy)
     return grad, (float(np.sum(weights[:rows] * row_energy)) if energy else float("nan"))   # no BLAS: fixed order
 
@@ -992,29 +1005,33 @@ def pair_energy(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, cla
     """
     points, weights, scales, class_weights, _ = _check(points, weights, scales, class_weights, None)
     Ramp(t1, t2, s1, s2)                                   # checks t1 < t2
-    row_energy = np.empty(len(points))
+    row_energy = _WORK.take("row_energy", (len(points),))
     run_energy_rows(*energy_arguments(points, weights, scales, class_weights, float(t1), float(t2), float(s1),
-                                      float(s2)), row_energy)
+                                      float(s2), _WORK), row_energy, work=_WORK)
     return float(np.sum(weights * row_energy))
 
 
 def energy_arguments(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, class_weights: np.ndarray,
-                     t1: float, t2: float, s1: float, s2: float) -> tuple:
+                     t1: float, t2: float, s1: float, s2: float, work: Workspace | None = None) -> tuple:
     """energy_tasks' arguments after (first, last) and before row_energy, for pair_energy's checked arguments:
     the classes' geometry, the unit vectors' tiles, the classes that share cosines, energy_coefficient_tasks'
     tiles (FAR_TERMS coefficients a point), the band ENERGY_FAR_COSINE and tol = ENERGY_TAIL · max σ²
-    (≥ ENERGY_TAIL · |P| for every pair)."""
-    tau, unit = class_geometry(points, scales)
-    ny, npts = tau.shape
+    (≥ ENERGY_TAIL · |P| for every pair). The arrays are work's (valid until its next use) if given, else new.
+    """
+    work = Workspace() if work is None else work
+    tau, unit = class_geometry(points, scales, work)
+    (ny, npts), d = tau.shape, points.shape[1]
     chunks = -(-npts // COL_CHUNK)
-    h_tiles = np.empty((ny, chunks, FAR_TERMS, COL_CHUNK))
-    tail_tiles, log_tiles = (np.empty((ny, chunks, FAR_TERMS // 2, COL_CHUNK)) for _ in range(2))
-    chunk_logs = np.empty((ny, chunks, FAR_TERMS // 2))
-    energy_coefficient_tasks(0, chunks, tau, t1, t2, s1, s2, h_tiles, tail_tiles, log_tiles, chunk_logs)   # O(M)
+    h_tiles = work.take("h_tiles", (ny, chunks, FAR_TERMS, COL_CHUNK))
+    tail_tiles, log_tiles = (work.take(name, (ny, chunks, FAR_TERMS // 2, COL_CHUNK)) for name in ("tails", "logs"))
+    chunk_logs = work.take("chunk_logs", (ny, chunks, FAR_TERMS // 2))
+    _run_tasks(energy_coefficient_tasks, chunks, (tau, t1, t2, s1, s2, h_tiles, tail_tiles, log_tiles, chunk_logs),
+               _energy_threads(npts))                                                               # O(M)
     # classes whose scales agree up to a factor have the same unit vectors: the first of them computes the cosines
     ratio = scales / scales[:, :1]
     groups = np.array([next(g for g in range(ny) if np.array_equal(ratio[g], ratio[y])) for y in range(ny)])
-    return (unit, tau, _tiles(unit, COL_CHUNK), groups, h_tiles, tail_tiles, log_tiles, chunk_logs, weights,
+    unit_tiles = _tiles(unit, COL_CHUNK, work.take("unit_tiles", (ny, chunks, d, COL_CHUNK)))
+    return (unit, tau, unit_tiles, groups, h_tiles, tail_tiles, log_tiles, chunk_logs, weights,
             class_weights, t1, t2, s1, s2, ENERGY_FAR_COSINE, ENERGY_TAIL * max(s1 * s1, s2 * s2))
 
 
