@@ -987,8 +987,8 @@ def pair_gradient(points: np.ndarray, weights: np.ndarray, scales: np.ndarray, c
     chunks = -(-len(points) // COL_CHUNK)
     tiles = [_tiles(x, COL_CHUNK, _WORK.take(name + "_tiles", (len(scales), chunks, x.shape[2], COL_CHUNK)))
              for name, x in (("unit", unit), ("h", h), ("d1", d1))]
-    run_pair_rows(unit, tau, h, d1, d2, *tiles, points, weights, scale2, class_weights, rows, float(t1), float(t2), float(s1), float(s2), MEHLER_MAX_COSINE,
-                  bool(energy), grad, row_energy)
+    run_pair_rows(unit, tau, h, d1, d2, *tiles, points, weights, scale2, class_weights, rows, float(t1), float(t2),
+                  float(s1), float(s2), MEHLER_MAX_COSINE, bool(energy), grad, row_energy)
     return grad, (float(np.sum(weights[:rows] * row_energy)) if energy else float("nan"))   # no BLAS: fixed order
 
 
