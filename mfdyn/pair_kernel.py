@@ -373,6 +373,71 @@ def bvn_upper(h: float, k: float, r: float, sin2: float) -> float:
     return -bvn + max(0.0, _cdf(-h) - _cdf(-k))
 
 
+@njit(cache=True, inline="always")
+def _dw_start(h: float, k: float, r: float, sin2: float) -> tuple[float, float, float, float, float]:
+    """bvn_upper for |r| ≥ 0.925 up to its node sum (Drezner–Wesolowsky's leading terms, line by line as there, k
+    negated for r < 0): (bvn so far, hk, bs = (h − k)², c, d)."""
+    if r < 0.0:
+        k = -k
+    hk = h * k
+    bs = (h - k) ** 2
+    c = (4.0 - hk) / 8.0
+    d = (12.0 - hk) / 16.0
+    bvn = 0.0
+    if sin2 > 0.0:
+        a = math.sqrt(sin2)
+        asr = -0.5 * (bs / sin2 + hk)
+        if asr > -100.0:
+            bvn = a * math.exp(asr) * (1.0 - c * (bs - sin2) * (1.0 - d * bs / 5.0) / 3.0 + c * d * sin2 * sin2 / 5.0)
+        if hk > -100.0:
+            b = math.sqrt(bs)
+            bvn -= math.exp(-0.5 * hk) * _SQRT_2PI * _cdf(-b / a) * b * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
+    return bvn, hk, bs, c, d
+
+
+@njit(cache=True, inline="always")
+def _dw_node(bvn: float, hk: float, bs: float, c: float, d: float, aw: float, xs: float, rs: float) -> float:
+    """bvn_upper's node term for |r| ≥ 0.925 added to bvn, at xs, rs = √(1 − xs) and aw = a·weight."""
+    asr = -0.5 * (bs / xs + hk)
+    if asr > -100.0:
+        bvn += aw * math.exp(asr) * (math.exp(-hk * xs / (2.0 * (1.0 + rs) ** 2)) / rs - (1.0 + c * xs * (1.0 + d * xs)))
+    return bvn
+
+
+@njit(cache=True, inline="always")
+def _dw_finish(bvn: float, h: float, k: float, r: float, sin2: float) -> float:
+    """bvn_upper's result for |r| ≥ 0.925 from its node sum bvn (h, k as given to bvn_upper)."""
+    if sin2 > 0.0:
+        bvn = -bvn / (2.0 * math.pi)
+    if r > 0.0:
+        return bvn + _cdf(-max(h, k))
+    return -bvn + max(0.0, _cdf(-h) - _cdf(k))                    # k negated, as in bvn_upper
+
+
+@njit(cache=True)
+def _bvn_high_corners(h1: float, h2: float, k1: float, k2: float, r: float, sin2: float
+                      ) -> tuple[float, float, float, float]:
+    """bvn_corners for |r| ≥ 0.925: bvn_upper's operations corner by corner, the nodes xs, √(1 − xs) computed once
+    for the four corners (the same bits as four bvn_upper calls)."""
+    b11, hk11, bs11, c11, d11 = _dw_start(h1, k1, r, sin2)
+    b12, hk12, bs12, c12, d12 = _dw_start(h1, k2, r, sin2)
+    b21, hk21, bs21, c21, d21 = _dw_start(h2, k1, r, sin2)
+    b22, hk22, bs22, c22, d22 = _dw_start(h2, k2, r, sin2)
+    if sin2 > 0.0:
+        a = 0.5 * math.sqrt(sin2)
+        for i in range(_GL_LEN[2]):
+            for sgn in (-1.0, 1.0):
+                xs = (a * (sgn * _GL_X[2, i] + 1.0)) ** 2
+                rs = math.sqrt(1.0 - xs)
+                aw = a * _GL_W[2, i]
+                b11 = _dw_node(b11, hk11, bs11, c11, d11, aw, xs, rs)
+                b12 = _dw_node(b12, hk12, bs12, c12, d12, aw, xs, rs)
+                b21 = _dw_node(b21, hk21, bs21, c21, d21, aw, xs, rs)
+                b22 = _dw_node(b22, hk22, bs22, c22, d22, aw, xs, rs)
+    return (_dw_finish(b11, h1, k1, r, sin2), _dw_finish(b12, h1, k2, r, sin2), _dw_finish(b21, h2, k1, r, sin2),
+            _dw_finish(b22, h2, k2, r, sin2))
+
+
 @njit(cache=True)
 def bvn_corners(h1: float, h2: float, k1: float, k2: float, r: float, sin2: float
                 ) -> tuple[float, float, float, float]:
@@ -380,7 +445,7 @@ def bvn_corners(h1: float, h2: float, k1: float, k2: float, r: float, sin2: floa
     rectangle: for |r| < 0.925 the nodes' sines and the factors Φ(−h), Φ(−k) are shared by the corners."""
     ar = abs(r)
     if ar >= 0.925:
-        return bvn_upper(h1, k1, r, sin2), bvn_upper(h1, k2, r, sin2), bvn_upper(h2, k1, r, sin2), bvn_upper(h2, k2, r, sin2)
+        return _bvn_high_corners(h1, h2, k1, k2, r, sin2)
     g = 0 if ar < 0.3 else (1 if ar < 0.75 else 2)
     asr = math.asin(r)
     p11, p12, p21, p22 = h1 * k1, h1 * k2, h2 * k1, h2 * k2

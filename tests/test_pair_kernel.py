@@ -23,6 +23,7 @@ from mfdyn.gaussian import (
     Ramp,
     hermite_coefficients,
     mehler_sum,
+    ndtr,
     npdf,
     pair_expectation,
     q,
@@ -41,6 +42,8 @@ from mfdyn.pair_kernel import (
     _far_terms,
     _mid_terms,
     _tiles,
+    bvn_corners,
+    bvn_upper,
     class_geometry,
     coefficients_into,
     derivative_coefficients,
@@ -169,6 +172,28 @@ def test_energy_kernel_matches_the_numpy_twin_and_the_gradient_kernel(which, ove
         omc = 1 - abs(c)
         assert near_energy(a, b, c, omc, q(r, a), q(r, b), r.t1, r.t2, r.s1, r.s2) == near_pair(
             a, b, c, omc, q(r, a), q(r, b), r.t1, r.t2, r.s1, r.s2, True)[2]
+
+
+def test_the_four_corners_share_their_nodes_and_keep_the_bits_of_four_calls():
+    """bvn_corners (the four Φ₂ of a rectangle at one correlation, nodes shared from |r| = 0.925 on) against four
+    bvn_upper calls, bit for bit from 0.925 on, for r of either sign down to 1 − |r| = 1e−12 and r = ±1, equal and unequal h, k;
+    and bvn_upper there against Φ₂(h, k; r) = ∫_h^∞ φ(x) Φ((r x − k)/s) dx by adaptive quadrature."""
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        h1, h2, k1, k2 = rng.normal(0.0, 2.0, 4)
+        k1 = h1 if rng.random() < 0.2 else k1
+        omc = 0.0 if rng.random() < 0.05 else 10.0 ** rng.uniform(-12.0, np.log10(0.5))
+        r = rng.choice([-1.0, 1.0]) * (1.0 - omc)
+        sin2 = omc * (2.0 - omc)
+        corners, calls = bvn_corners(h1, h2, k1, k2, r, sin2), [bvn_upper(h, k, r, sin2) for h in (h1, h2) for k in (k1, k2)]
+        if omc <= 0.075:
+            assert corners == tuple(calls)
+        else:                                        # below 0.925 the corners also share the sines, in another order
+            np.testing.assert_allclose(corners, calls, rtol=0, atol=1e-15)
+    for h, k, r in ((0.3, 0.4, 0.95), (-1.0, 0.5, 0.99), (1.2, 1.2, -0.97), (0.5, -2.0, 0.999)):
+        s = np.sqrt(1.0 - r * r)
+        want = quad(lambda x: npdf(x) * ndtr((r * x - k) / s), h, np.inf, epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+        assert bvn_upper(h, k, r, 1.0 - r * r) == pytest.approx(want, rel=0, abs=1e-12)
 
 
 def test_the_energy_does_not_depend_on_the_thread_count_or_the_split():
