@@ -88,8 +88,9 @@ class SingleIndexRamp(Problem):
         §4, §7), with c_i = 1/N; for the centred model (theta0: the initial particles) the particles of
         θ_0 join with c = −1/N, so that the network is ŷ − ŷ_0.
 
-        The pair term Σ_y ½ Σ_ij c_i c_j E σσ is mfdyn.pair_kernel.pair_energy (Mehler for |c| ≤ 0.5, closed
-        forms through the bivariate normal up to |c| = 1, the c = 1 closed form on the diagonal).
+        The pair term Σ_y ½ Σ_ij c_i c_j E σσ is mfdyn.pair_kernel.pair_energy (Mehler's series cut where a bound
+        on its tail is below 1e−13 max σ², closed forms through the bivariate normal for the pairs that would
+        need more than 256 terms, the c = 1 closed form on the diagonal).
         """
         theta = np.ascontiguousarray(theta, dtype=float)
         n = len(theta)
