@@ -74,6 +74,7 @@ ENERGY_PARALLEL_PAIRS = 1 << 16   # pair_energy uses threads from this many pair
 ENERGY_TAIL = 1e-13           # pair_energy truncates Mehler's series where its tail is below this × max σ² ...
 ENERGY_FAR_COSINE = 0.75      # ... vectorised across a chunk for |c| ≤ this, ...
 MID_TERMS = 256               # ... else pair by pair up to this many terms (else near_energy)
+LISTED_PAIRS = 4 * ROW_BLOCK * COL_CHUNK   # energy_tasks lists up to this many deferred pairs a row block
 TAIL_SLACK = 1e-12            # a tail bound's allowance for rounding, × E σ(τG)² (energy_coefficient_tasks)
 # Every tail is ≤ (1 + TAIL_SLACK) max σ² and tol = ENERGY_TAIL max σ², so FAR_TERMS terms do for |c| ≤ ENERGY_FAR_COSINE
 FAR_TERMS = 4 * math.ceil(0.25 * math.log(ENERGY_TAIL / (1.0 + TAIL_SLACK)) / math.log(ENERGY_FAR_COSINE))
@@ -589,11 +590,11 @@ def _cosines(cos: np.ndarray, ui: np.ndarray, ucol: np.ndarray, nr: int, nc: int
 
 
 @njit(cache=True, inline="always")
-def _near_omc(ui: np.ndarray, ucol: np.ndarray, r: int, jj: int, sgn: float) -> float:
-    """1 − |c| = ½|u_i − sgn u_j|² from the chord (module docstring), u_i = ui[r], u_j = ucol[:, jj]."""
+def _near_omc(u: np.ndarray, v: np.ndarray, sgn: float) -> float:
+    """1 − |c| = ½|u − sgn v|² from the chord (module docstring), for unit vectors u, v (d,)."""
     chord = 0.0
-    for e in range(ui.shape[1]):
-        diff = ui[r, e] - sgn * ucol[e, jj]
+    for e in range(len(u)):
+        diff = u[e] - sgn * v[e]
         chord += diff * diff
     return 0.5 * chord
 
@@ -662,7 +663,7 @@ def pair_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, h_rows:
                             acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = self_pair(tau[y, i], t1, t2, s1, s2, energy)
                         elif abs(c) > cmax:
                             sgn = 1.0 if c > 0.0 else -1.0
-                            omc = _near_omc(ui, ucol, r, jj, sgn)
+                            omc = _near_omc(ui[r], ucol[:, jj], sgn)
                             acc_a[r, jj], acc_b[r, jj], acc_p[r, jj] = near_pair(
                                 tau[y, i], tau[y, j0 + jj], sgn * (1.0 - omc), omc, rp[r, 0], hcol[0, jj],
                                 t1, t2, s1, s2, energy)
@@ -769,7 +770,8 @@ def _chunk_cosines(cos: np.ndarray, ui: np.ndarray, ucol: np.ndarray, nr: int, n
 def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_tiles: np.ndarray, groups: np.ndarray,
                  h_tiles: np.ndarray, tail_tiles: np.ndarray, log_tiles: np.ndarray, chunk_logs: np.ndarray,
                  weights: np.ndarray, class_weights: np.ndarray, t1: float, t2: float, s1: float, s2: float,
-                 cmax: float, tol: float, row_energy: np.ndarray, deferred: np.ndarray) -> None:
+                 cmax: float, tol: float, row_energy: np.ndarray, deferred: np.ndarray, listed: np.ndarray,
+                 listed_cos: np.ndarray, listed_count: np.ndarray) -> None:
     """Tasks first..last−1 of the energy alone (task t: rows t·ROW_BLOCK .. min(M, (t+1)·ROW_BLOCK) − 1): per row
     i, row_energy_i = Σ_y κ_y (ω_i P_ii + 2 Σ_{j>i} ω_j P_ij) over all pairs but the deferred ones (below),
     so that with deferred_tasks' Σ_i ω_i row_energy_i = Σ_ij ω_i ω_j U_ij.
@@ -780,8 +782,11 @@ def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_
     log_tiles (Y, ⌈M/C⌉, F/2, C) (the tail bounds T_{2g+1} and their logarithms), chunk_logs (Y, ⌈M/C⌉, F/2);
     groups (Y,) the class whose cosines class y shares (groups[y] ≤ y; equal scales up to a factor give
     equal cosines); weights ω (M,), class_weights κ (Y,), the ramp, cmax (Mehler's band vectorised across
-    a chunk: F terms do there) and tol (the truncation bound per pair). Writes row_energy (M,) and deferred
-    (Y, ⌈M/R⌉, ⌈M/C⌉): 1 where a row block and chunk has deferred pairs (R = ROW_BLOCK), else 0.
+    a chunk: F terms do there) and tol (the truncation bound per pair). Writes row_energy (M,), deferred
+    (Y, ⌈M/R⌉, ⌈M/C⌉): 1 where a row block and chunk has deferred pairs (R = ROW_BLOCK), else 0, and the
+    deferred pairs of row block b, in the order met, as (y R + r) M + j into listed[b] and their cosines into
+    listed_cos[b] (both (⌈M/R⌉, L)), their count (which may exceed L: then only the marks hold) into
+    listed_count[b].
 
     U is symmetric, so a row visits the chunks from its own on and its pairs j > i. Per chunk: the cosines;
     per row, Mehler's series for its pairs |c| ≤ cmax to the fewest terms K + 1 whose bound
@@ -806,10 +811,12 @@ def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_
     mids = np.empty((ny, ROW_BLOCK), dtype=np.int64)
     terms = np.empty(ROW_BLOCK, dtype=np.int64)
     starts = np.empty(ROW_BLOCK, dtype=np.int64)
+    room = listed.shape[1]
     for blk in range(first, last):
         i0 = blk * ROW_BLOCK
         nr = min(ROW_BLOCK, npts - i0)
         ci, r0 = i0 // chunk, i0 % chunk                              # the rows' own chunk and place in it
+        count = 0
         for r in range(nr):
             row_energy[i0 + r] = 0.0
         for y in range(ny):
@@ -873,6 +880,10 @@ def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_
                                 else:
                                     acc[r, jj] = 0.0
                                     deferred[y, blk, ch] = 1
+                                    if count < room:
+                                        listed[blk, count] = (y * ROW_BLOCK + r) * npts + j0 + jj
+                                        listed_cos[blk, count] = c
+                                    count += 1
                     for jj in range(nc):
                         lanes[y, r, jj] += wts[jj] * acc[r, jj]
         for y in range(ny):
@@ -881,6 +892,21 @@ def energy_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, unit_
                 for jj in range(chunk):
                     total += lanes[y, r, jj]
                 row_energy[i0 + r] += class_weights[y] * (weights[i0 + r] * diag[y, r] + 2.0 * total)
+        listed_count[blk] = count
+
+
+@njit(cache=True, inline="always")
+def _deferred_pair(c: float, y: int, i: int, j: int, u: np.ndarray, v: np.ndarray, tau: np.ndarray, h: np.ndarray,
+                   tails: np.ndarray, tol2: float, t1: float, t2: float, s1: float, s2: float) -> float:
+    """P_ij of class y for a pair energy_tasks deferred (cosine c, unit vectors u, v): Mehler to the fewest multiple
+    of 8 terms ≤ H whose bound is ≤ tol (high_coefficient_tasks' h (Y, M, H), tails (Y, M, H/2)), else
+    near_energy with 1 − |c| from the chord."""
+    n = _mid_terms(c, tails[y, i], tails[y, j], tol2)
+    if n > 0:
+        return mehler_terms(h[y, i], h[y, j], c, n)
+    sgn = 1.0 if c > 0.0 else -1.0
+    omc = _near_omc(u, v, sgn)
+    return near_energy(tau[y, i], tau[y, j], sgn * (1.0 - omc), omc, h[y, i, 0], h[y, j, 0], t1, t2, s1, s2)
 
 
 @njit(cache=True, nogil=True)
@@ -924,29 +950,66 @@ def deferred_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, uni
                         c = cos[r, jj]
                         if abs(c) > cmax and _mid_terms(c, row_tails[:, r0 + r], col_tails[:, jj], tol2) == 0:
                             j = j0 + jj
-                            n = _mid_terms(c, tails[y, i], tails[y, j], tol2)
-                            if n > 0:
-                                p = mehler_terms(h[y, i], h[y, j], c, n)
-                            else:
-                                sgn = 1.0 if c > 0.0 else -1.0
-                                omc = _near_omc(ui, ucol, r, jj, sgn)
-                                p = near_energy(tau[y, i], tau[y, j], sgn * (1.0 - omc), omc, h[y, i, 0], h[y, j, 0],
-                                                t1, t2, s1, s2)
+                            p = _deferred_pair(c, y, i, j, ui[r], ucol[:, jj], tau, h, tails, tol2, t1, t2, s1, s2)
                             sums[r] += weights[j] * p
             for r in range(nr):
                 row_energy[i0 + r] += class_weights[y] * 2.0 * sums[r]
 
 
-def _run_tasks(kernel, tasks: int, args: tuple, threads: int, work: np.ndarray | None = None) -> None:
+@njit(cache=True, nogil=True)
+def listed_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, groups: np.ndarray, h: np.ndarray,
+                 tails: np.ndarray, weights: np.ndarray, class_weights: np.ndarray, t1: float, t2: float, s1: float,
+                 s2: float, tol: float, listed: np.ndarray, listed_cos: np.ndarray, listed_count: np.ndarray,
+                 row_energy: np.ndarray) -> None:
+    """deferred_tasks for the row blocks first..last−1 whose deferred pairs energy_tasks listed in full
+    (listed_count ≤ the lists' length; others are skipped): the same pairs, cosines and rules as
+    deferred_tasks, read from the lists instead of found again, and summed in its order (per row and
+    class, chunks and columns in order, as energy_tasks listed them), so the same bits. The pairs are evaluated
+    column by column (a column's H coefficients, read once, serve all the block's rows that pair with it)
+    and summed afterwards in the list's order."""
+    ny, npts, d = unit.shape
+    tol2 = tol * tol
+    sums = np.empty((ny, ROW_BLOCK))
+    values = np.empty(listed.shape[1])
+    keys = np.empty(listed.shape[1], dtype=np.int64)
+    for blk in range(first, last):
+        count = listed_count[blk]
+        if count == 0 or count > listed.shape[1]:
+            continue
+        i0 = blk * ROW_BLOCK
+        nr = min(ROW_BLOCK, npts - i0)
+        for m in range(count):                                        # (y, j, r): by class and column
+            yr, j = divmod(listed[blk, m], npts)
+            y, r = divmod(yr, ROW_BLOCK)
+            keys[m] = (y * npts + j) * ROW_BLOCK + r
+        for m in np.argsort(keys[:count]):
+            yj, r = divmod(keys[m], ROW_BLOCK)
+            y, j = divmod(yj, npts)
+            i, g = i0 + r, groups[y]
+            values[m] = _deferred_pair(listed_cos[blk, m], y, i, j, unit[g, i], unit[g, j], tau, h, tails, tol2, t1,
+                                       t2, s1, s2)
+        sums[:, :] = 0.0
+        for m in range(count):
+            yr, j = divmod(listed[blk, m], npts)
+            y, r = divmod(yr, ROW_BLOCK)
+            sums[y, r] += weights[j] * values[m]
+        for y in range(ny):
+            for r in range(nr):
+                row_energy[i0 + r] += class_weights[y] * 2.0 * sums[y, r]
+
+
+def _run_tasks(kernel, tasks: int, args: tuple, threads: int, work: np.ndarray | None = None, per_thread: int = 4
+               ) -> None:
     """kernel(first, last, *args) over tasks 0..tasks−1 on up to `threads` threads, each taking the next piece as
-    it frees up: about 4 pieces a thread, of equal work (work (tasks,), default 1 a task). The tasks write
-    disjoint rows, so the numbers do not depend on the split."""
+    it frees up: about per_thread pieces a thread, of equal work (work (tasks,), default 1 a task). The tasks
+    write disjoint rows, so the numbers do not depend on the split."""
     threads = min(threads, tasks)
     if threads <= 1:
         kernel(0, tasks, *args)
         return
     cum = np.cumsum(np.ones(tasks) if work is None else work)
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads), side="right") + 1
+    pieces = per_thread * threads
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, pieces) / pieces, side="right") + 1
     bounds = np.unique(np.r_[0, np.minimum(cuts, tasks), tasks])
     list(_pool(threads).map(lambda k: kernel(int(bounds[k]), int(bounds[k + 1]), *args), range(len(bounds) - 1)))
 
@@ -971,18 +1034,22 @@ def run_pair_rows(*args) -> None:
 
 
 def run_energy_rows(*args, work: Workspace | None = None) -> None:
-    """energy_tasks, then deferred_tasks for what it deferred, for energy_tasks' arguments after (first, last) up to
-    row_energy (args[0] = unit (Y, M, d), args[1] = tau; args[-1] = row_energy): serial below
-    ENERGY_PARALLEL_PAIRS pairs, else on numba.get_num_threads() threads, in pieces of equal numbers of pairs
-    (a row block's pairs j > i fall with its index); the coefficients of the deferred pairs' chunks by
-    high_coefficient_tasks. Scratch arrays from work if given, else new."""
+    """energy_tasks, then what it deferred, for energy_tasks' arguments after (first, last) up to row_energy
+    (args[0] = unit (Y, M, d), args[1] = tau; args[-1] = row_energy): serial below ENERGY_PARALLEL_PAIRS
+    pairs, else on numba.get_num_threads() threads, in pieces of equal numbers of pairs (a row block's pairs
+    j > i fall with its index). The coefficients of the deferred pairs' chunks by high_coefficient_tasks;
+    the deferred pairs by listed_tasks where energy_tasks listed them all (up to LISTED_PAIRS a row block),
+    else by deferred_tasks, which finds them again. Scratch arrays from work if given, else new."""
     work = Workspace() if work is None else work
     unit, tau, unit_tiles, groups, _, tail_tiles = args[:6]
     ny, npts = tau.shape
     tasks, chunks = (npts + ROW_BLOCK - 1) // ROW_BLOCK, unit_tiles.shape[1]
     threads = _energy_threads(npts)
     deferred = work.take("deferred", (ny, tasks, chunks), np.uint8)
-    _run_tasks(energy_tasks, tasks, args + (deferred,), threads, npts - ROW_BLOCK * (np.arange(tasks) + 0.5))
+    listed, listed_cos = work.take("listed", (tasks, LISTED_PAIRS), np.int64), work.take("listed_cos", (tasks, LISTED_PAIRS))
+    listed_count = work.take("listed_count", (tasks,), np.int64)
+    _run_tasks(energy_tasks, tasks, args + (deferred, listed, listed_cos, listed_count), threads,
+               npts - ROW_BLOCK * (np.arange(tasks) + 0.5))
     if not deferred.any():
         return
     weights, class_weights, t1, t2, s1, s2, cmax, tol, row_energy = args[8:17]
@@ -991,9 +1058,15 @@ def run_energy_rows(*args, work: Workspace | None = None) -> None:
                                                                // COL_CHUNK))[0]
     h, tails = work.take("h", (ny, npts, MID_TERMS)), work.take("high_tails", (ny, npts, MID_TERMS // 2))
     _run_tasks(high_coefficient_tasks, len(needed), (needed, tau, t1, t2, s1, s2, h, tails), threads)
-    _run_tasks(deferred_tasks, tasks, (unit, tau, unit_tiles, groups, tail_tiles, h, tails, weights, class_weights, t1,
-                                       t2, s1, s2, cmax, tol, deferred, row_energy), threads,
-               deferred.sum(axis=(0, 2)) + 0.01)
+    full = listed_count <= LISTED_PAIRS
+    _run_tasks(listed_tasks, tasks, (unit, tau, groups, h, tails, weights, class_weights, t1, t2, s1, s2, tol, listed,
+                                     listed_cos, listed_count, row_energy), threads, np.where(full, listed_count, 0) + 0.01,
+               per_thread=16)                               # a pair's cost varies 10×: near_energy or Mehler
+    deferred[:, full] = 0                                       # what is left: the blocks whose lists overflowed
+    if deferred.any():
+        _run_tasks(deferred_tasks, tasks, (unit, tau, unit_tiles, groups, tail_tiles, h, tails, weights, class_weights,
+                                           t1, t2, s1, s2, cmax, tol, deferred, row_energy), threads,
+                   deferred.sum(axis=(0, 2)) + 0.01)
 
 
 def _energy_threads(npts: int) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
+from mfdyn import pair_kernel
 from mfdyn.config import load_config
 from mfdyn.gaussian import (
     MEHLER_MAX_COSINE,
@@ -36,6 +37,7 @@ from mfdyn.pair_kernel import (
     ENERGY_PARALLEL_PAIRS,
     ENERGY_TAIL,
     FAR_TERMS,
+    LISTED_PAIRS,
     MID_TERMS,
     ROW_BLOCK,
     TAIL_SLACK,
@@ -210,14 +212,20 @@ def test_the_energy_does_not_depend_on_the_thread_count_or_the_split():
     args = energy_arguments(points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2)
     tasks = -(-n // ROW_BLOCK)
     marks = (2, tasks, -(-n // COL_CHUNK))
-    serial, deferred = np.empty(n), np.empty(marks, dtype=np.uint8)
-    energy_tasks(0, tasks, *args, serial, deferred)
+
+    def lists():
+        return (np.full((tasks, LISTED_PAIRS), -1, dtype=np.int64), np.full((tasks, LISTED_PAIRS), np.nan),
+                np.full(tasks, -1, dtype=np.int64))
+    serial, deferred, listed = np.empty(n), np.empty(marks, dtype=np.uint8), lists()
+    energy_tasks(0, tasks, *args, serial, deferred, *listed)
     assert deferred.any()
-    pieces, pieces_deferred = np.full(n, np.nan), np.full(marks, 7, dtype=np.uint8)
+    pieces, pieces_deferred, pieces_listed = np.full(n, np.nan), np.full(marks, 7, dtype=np.uint8), lists()
     for first, last in ((3, tasks), (0, 1), (1, 3)):
-        energy_tasks(first, last, *args, pieces, pieces_deferred)
+        energy_tasks(first, last, *args, pieces, pieces_deferred, *pieces_listed)
     np.testing.assert_array_equal(pieces, serial)
     np.testing.assert_array_equal(pieces_deferred, deferred)
+    for got, want in zip(pieces_listed, listed):
+        np.testing.assert_array_equal(got, want)
     threads = numba.get_num_threads()
     try:
         outs = []
@@ -231,6 +239,29 @@ def test_the_energy_does_not_depend_on_the_thread_count_or_the_split():
         assert not np.array_equal(outs[0], serial)                      # the deferred pairs were added
     finally:
         numba.set_num_threads(threads)
+
+
+def test_the_deferred_pairs_give_the_same_bits_listed_or_found_again(monkeypatch):
+    """run_energy_rows with lists long enough for every row block (listed_tasks only), for some (both kernels)
+    and for none (deferred_tasks only, which finds the pairs again from the marks): the same bits."""
+    problem = problem_of("aniso", "problem.d=7", "problem.s0=3")
+    n = 380
+    points = hard_cloud(n, 7, np.random.default_rng(6))
+    weights = np.r_[np.full(200, 1 / 200), np.full(n - 200, -1 / 200)]
+    r = problem.ramp
+    args = energy_arguments(points, weights, scales_of(problem), np.full(2, 0.5), r.t1, r.t2, r.s1, r.s2)
+    tasks = -(-n // ROW_BLOCK)
+    deferred, listed = np.empty((2, tasks, -(-n // COL_CHUNK)), dtype=np.uint8), np.empty((tasks, LISTED_PAIRS), np.int64)
+    counts = np.empty(tasks, dtype=np.int64)
+    energy_tasks(0, tasks, *args, np.empty(n), deferred, listed, np.empty((tasks, LISTED_PAIRS)), counts)
+    assert counts.max() <= LISTED_PAIRS and np.count_nonzero(counts) > 3
+    outs = []
+    for room in (LISTED_PAIRS, int(np.median(counts[counts > 0])), 0):
+        monkeypatch.setattr(pair_kernel, "LISTED_PAIRS", room)
+        outs.append(np.full(n, np.nan))
+        run_energy_rows(*args, outs[-1])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
 
 
 # ------------------------------------------------------------------------------------------------ the pair rules
