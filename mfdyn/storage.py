@@ -455,6 +455,21 @@ def cannot_create(path: str | Path) -> str | None:
     return None
 
 
+RUN_SUFFIXES = (".h5", ".hdf5")       # a run file is HDF5; other names are refused, not silently written
+
+
+def run_path_problem(path: str | Path) -> str | None:
+    """What is wrong with path as the name of a new run file, in words (None: nothing): a folder, or a name
+    that does not end in one of RUN_SUFFIXES. Whether it exists is the caller's question (overwrite)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"is a directory; give a file path such as {path / 'run.h5'}"
+    if path.suffix.lower() not in RUN_SUFFIXES:
+        return (f"a run file is HDF5: give it a name ending in {' or '.join(RUN_SUFFIXES)}, not "
+                f"{path.suffix or '(no suffix)'!r}")
+    return None
+
+
 def free_path(path: Path) -> Path:
     """path if it does not exist, else path with the first free suffix -1, -2, …"""
     if not path.exists():
@@ -465,5 +480,6 @@ def free_path(path: Path) -> Path:
     return candidate
 
 
-__all__ = ["GROUPS", "RunFile", "RunWriter", "SCHEMA_VERSION", "cannot_create", "copy_complete", "free_path",
+__all__ = ["GROUPS", "RUN_SUFFIXES", "RunFile", "RunWriter", "SCHEMA_VERSION", "cannot_create", "copy_complete",
+           "free_path", "run_path_problem",
            "provenance", "repair"]

@@ -262,6 +262,27 @@ def test_an_output_that_cannot_be_created_is_refused_before_any_engine(tiny, tmp
         RunWriter(out, "", 0)
 
 
+def test_a_run_file_not_named_h5_is_refused_before_any_engine(tiny, tmp_path, capsys, no_engines):
+    """--out results.csv (or no suffix) would be an HDF5 file under a misleading name: refused, one line, no file;
+    the same from the Python API."""
+    import mfdyn
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name, shown in (("results.csv", "'.csv'"), ("run", "'(no suffix)'")):
+        out = folder / name
+        for command in (["run", str(tiny)], ["gibbs", str(tiny), "--set", "dynamics.beta=10"]):
+            assert main(command + ["--out", str(out)]) == 2, (command, out)
+            assert capsys.readouterr().err == (f"mfdyn: error: --out {out}: a run file is HDF5: give it a name ending "
+                                               f"in .h5 or .hdf5, not {shown}\n")
+        with pytest.raises(ValueError, match=f"^out {out}: a run file is HDF5"):
+            mfdyn.run(tiny, out=out)
+    assert list(folder.iterdir()) == []
+    from mfdyn.storage import run_path_problem
+
+    assert run_path_problem(folder / "run.HDF5") is None and run_path_problem(folder / "a.h5") is None
+
+
 def test_a_huge_grid_is_refused_at_once_by_the_engines_that_build_it(tiny, tmp_path, capsys, monkeypatch):
     """pde.cells = 10⁸: refused before any pass over the cells (counting Φ's features alone takes seconds), one
     line, exit 2, no file; a particles-only run of the same config does not build the grid and runs."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mfdyn.config import Config, as_config, load_config
-from mfdyn.storage import GROUPS, RunFile
+from mfdyn.storage import GROUPS, RunFile, run_path_problem
 
 
 class Run:
@@ -174,8 +174,8 @@ def run(config: Config | dict | str | Path, set: dict[str, Any] | None = None, e
     engine_names(engine)
     target = None if out is None else Path(out)
     if target is not None:
-        if target.is_dir():
-            raise ValueError(f"out {target}: is a directory; give a file path such as {target / 'run.h5'}")
+        if (problem := run_path_problem(target)) is not None:
+            raise ValueError(f"out {target}: {problem}")
         if target.exists() and not overwrite:
             raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it "
                              "or choose another path")
@@ -200,6 +200,8 @@ def gibbs(config: Config | dict | str | Path, set: dict[str, Any] | None = None,
     if math.isinf(cfg.dynamics.beta):
         raise ValueError("dynamics.beta: the Gibbs state needs a finite β (β = inf has no entropy term)")
     target = None if out is None else Path(out)
+    if target is not None and (problem := run_path_problem(target)) is not None:
+        raise ValueError(f"out {target}: {problem}")
     if target is not None and target.exists() and not overwrite:
         raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it")
     return Run(execute_gibbs(cfg, target)[0])

@@ -96,11 +96,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _output_path(args: argparse.Namespace, suffix: str = "") -> tuple[Path, bool]:
     """(--out, --overwrite) if --out is given, else (the next free runs/<config name><suffix>.h5, False);
     UsageError, before any engine is built, if no file can be created there."""
-    from mfdyn.storage import cannot_create, free_path
+    from mfdyn.storage import cannot_create, free_path, run_path_problem
 
     out, overwrite = ((free_path(Path("runs") / f"{args.config.stem}{suffix}.h5"), False) if args.out is None
                       else (args.out, args.overwrite))
-    reason = cannot_create(out)
+    reason = run_path_problem(out) or cannot_create(out)
     if reason is not None:
         raise UsageError(f"{'--out ' if args.out is not None else 'output '}{out}: {reason}")
     return out, overwrite
