@@ -998,6 +998,12 @@ def listed_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, group
                 row_energy[i0 + r] += class_weights[y] * 2.0 * sums[y, r]
 
 
+def release_scratch() -> None:
+    """Give back the calling thread's scratch arrays of pair_energy and pair_gradient (7 MB at M = 800, 110 MB at
+    M = 12800); the next call allocates them afresh."""
+    _WORK.release()
+
+
 def _run_tasks(kernel, tasks: int, args: tuple, threads: int, work: np.ndarray | None = None, per_thread: int = 4
                ) -> None:
     """kernel(first, last, *args) over tasks 0..tasks−1 on up to `threads` threads, each taking the next piece as

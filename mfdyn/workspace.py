@@ -35,3 +35,7 @@ class Workspace(threading.local):
         if fill is not None:
             out.fill(fill)
         return out
+
+    def release(self) -> None:
+        """Give this thread's arrays back (the next take() allocates afresh)."""
+        self.buffers.clear()

@@ -23,6 +23,8 @@ def test_a_name_gets_the_same_memory_while_it_fits_and_new_memory_when_it_grows(
     bigger = work.take("a", (100,))
     assert not np.shares_memory(first, bigger) and bigger.flags.c_contiguous
     assert not np.shares_memory(bigger, work.take("b", (100,)))
+    work.release()
+    assert work.buffers == {} and not np.shares_memory(bigger, work.take("a", (100,)))
 
 
 def test_each_thread_has_its_own_arrays():
