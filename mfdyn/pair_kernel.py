@@ -964,35 +964,24 @@ def listed_tasks(first: int, last: int, unit: np.ndarray, tau: np.ndarray, group
     """deferred_tasks for the row blocks first..last−1 whose deferred pairs energy_tasks listed in full
     (listed_count ≤ the lists' length; others are skipped): the same pairs, cosines and rules as
     deferred_tasks, read from the lists instead of found again, and summed in its order (per row and
-    class, chunks and columns in order, as energy_tasks listed them), so the same bits. The pairs are evaluated
-    column by column (a column's H coefficients, read once, serve all the block's rows that pair with it)
-    and summed afterwards in the list's order."""
+    class, chunks and columns in order, as energy_tasks listed them), so the same bits."""
     ny, npts, d = unit.shape
     tol2 = tol * tol
     sums = np.empty((ny, ROW_BLOCK))
-    values = np.empty(listed.shape[1])
-    keys = np.empty(listed.shape[1], dtype=np.int64)
     for blk in range(first, last):
         count = listed_count[blk]
         if count == 0 or count > listed.shape[1]:
             continue
         i0 = blk * ROW_BLOCK
         nr = min(ROW_BLOCK, npts - i0)
-        for m in range(count):                                        # (y, j, r): by class and column
-            yr, j = divmod(listed[blk, m], npts)
-            y, r = divmod(yr, ROW_BLOCK)
-            keys[m] = (y * npts + j) * ROW_BLOCK + r
-        for m in np.argsort(keys[:count]):
-            yj, r = divmod(keys[m], ROW_BLOCK)
-            y, j = divmod(yj, npts)
-            i, g = i0 + r, groups[y]
-            values[m] = _deferred_pair(listed_cos[blk, m], y, i, j, unit[g, i], unit[g, j], tau, h, tails, tol2, t1,
-                                       t2, s1, s2)
         sums[:, :] = 0.0
         for m in range(count):
             yr, j = divmod(listed[blk, m], npts)
             y, r = divmod(yr, ROW_BLOCK)
-            sums[y, r] += weights[j] * values[m]
+            i, g = i0 + r, groups[y]
+            p = _deferred_pair(listed_cos[blk, m], y, i, j, unit[g, i], unit[g, j], tau, h, tails, tol2, t1, t2, s1,
+                               s2)
+            sums[y, r] += weights[j] * p
         for y in range(ny):
             for r in range(nr):
                 row_energy[i0 + r] += class_weights[y] * 2.0 * sums[y, r]
@@ -1052,7 +1041,8 @@ def run_energy_rows(*args, work: Workspace | None = None) -> None:
     tasks, chunks = (npts + ROW_BLOCK - 1) // ROW_BLOCK, unit_tiles.shape[1]
     threads = _energy_threads(npts)
     deferred = work.take("deferred", (ny, tasks, chunks), np.uint8)
-    listed, listed_cos = work.take("listed", (tasks, LISTED_PAIRS), np.int64), work.take("listed_cos", (tasks, LISTED_PAIRS))
+    listed = work.take("listed", (tasks, LISTED_PAIRS), np.int64)
+    listed_cos = work.take("listed_cos", (tasks, LISTED_PAIRS))
     listed_count = work.take("listed_count", (tasks,), np.int64)
     _run_tasks(energy_tasks, tasks, args + (deferred, listed, listed_cos, listed_count), threads,
                npts - ROW_BLOCK * (np.arange(tasks) + 0.5))
