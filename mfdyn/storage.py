@@ -481,5 +481,4 @@ def free_path(path: Path) -> Path:
 
 
 __all__ = ["GROUPS", "RUN_SUFFIXES", "RunFile", "RunWriter", "SCHEMA_VERSION", "cannot_create", "copy_complete",
-           "free_path", "run_path_problem",
-           "provenance", "repair"]
+           "free_path", "provenance", "repair", "run_path_problem"]
