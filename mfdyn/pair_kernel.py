@@ -323,61 +323,10 @@ def high_coefficient_tasks(first: int, last: int, chunks: np.ndarray, tau: np.nd
             _transpose_into(tl, tails[y, j0:j0 + n])
 
 
-@njit(cache=True)
-def bvn_upper(h: float, k: float, r: float, sin2: float) -> float:
-    """Φ₂(h, k; r) = P(X > h, Y > k) for standard normals with correlation r, 1 − r² = sin2 given accurately.
-
-    Genz's algorithm (Statistics and Computing 14 (2004) 251): for |r| < 0.925 Gauss–Legendre in the
-    angle of Plackett's formula; above, Drezner–Wesolowsky's expansion in √(1 − r²) with a Gauss–Legendre
-    remainder, which stays exact down to r = ±1 (sin2 = 0).
-    """
-    ar = abs(r)
-    g = 0 if ar < 0.3 else (1 if ar < 0.75 else 2)
-    lg = _GL_LEN[g]
-    hk = h * k
-    bvn = 0.0
-    if ar < 0.925:
-        hs = 0.5 * (h * h + k * k)
-        asr = math.asin(r)
-        for i in range(lg):
-            for sgn in (-1.0, 1.0):
-                sn = math.sin(0.5 * asr * (sgn * _GL_X[g, i] + 1.0))
-                bvn += _GL_W[g, i] * math.exp((sn * hk - hs) / (1.0 - sn * sn))
-        return bvn * asr / (4.0 * math.pi) + _cdf(-h) * _cdf(-k)
-    if r < 0.0:
-        k = -k
-        hk = -hk
-    if sin2 > 0.0:
-        as_ = sin2
-        a = math.sqrt(as_)
-        bs = (h - k) ** 2
-        c = (4.0 - hk) / 8.0
-        d = (12.0 - hk) / 16.0
-        asr = -0.5 * (bs / as_ + hk)
-        if asr > -100.0:
-            bvn = a * math.exp(asr) * (1.0 - c * (bs - as_) * (1.0 - d * bs / 5.0) / 3.0 + c * d * as_ * as_ / 5.0)
-        if hk > -100.0:
-            b = math.sqrt(bs)
-            bvn -= math.exp(-0.5 * hk) * _SQRT_2PI * _cdf(-b / a) * b * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
-        a *= 0.5
-        for i in range(lg):
-            for sgn in (-1.0, 1.0):
-                xs = (a * (sgn * _GL_X[g, i] + 1.0)) ** 2
-                rs = math.sqrt(1.0 - xs)
-                asr = -0.5 * (bs / xs + hk)
-                if asr > -100.0:
-                    bvn += a * _GL_W[g, i] * math.exp(asr) * (math.exp(-hk * xs / (2.0 * (1.0 + rs) ** 2)) / rs
-                                                               - (1.0 + c * xs * (1.0 + d * xs)))
-        bvn = -bvn / (2.0 * math.pi)
-    if r > 0.0:
-        return bvn + _cdf(-max(h, k))
-    return -bvn + max(0.0, _cdf(-h) - _cdf(-k))
-
-
 @njit(cache=True, inline="always")
 def _dw_start(h: float, k: float, r: float, sin2: float) -> tuple[float, float, float, float, float]:
-    """bvn_upper for |r| ≥ 0.925 up to its node sum (Drezner–Wesolowsky's leading terms, line by line as there, k
-    negated for r < 0): (bvn so far, hk, bs = (h − k)², c, d)."""
+    """Drezner–Wesolowsky's leading terms of Φ₂(h, k; r) for |r| ≥ 0.925 (bvn_upper), before the node sum, with k
+    negated for r < 0: (bvn so far, hk, bs = (h − k)², c, d)."""
     if r < 0.0:
         k = -k
     hk = h * k
@@ -398,7 +347,7 @@ def _dw_start(h: float, k: float, r: float, sin2: float) -> tuple[float, float, 
 
 @njit(cache=True, inline="always")
 def _dw_node(bvn: float, hk: float, bs: float, c: float, d: float, aw: float, xs: float, rs: float) -> float:
-    """bvn_upper's node term for |r| ≥ 0.925 added to bvn, at xs, rs = √(1 − xs) and aw = a·weight."""
+    """The node term of Φ₂ for |r| ≥ 0.925 added to bvn, at xs, rs = √(1 − xs) and aw = a·weight."""
     asr = -0.5 * (bs / xs + hk)
     if asr > -100.0:
         bvn += aw * math.exp(asr) * (math.exp(-hk * xs / (2.0 * (1.0 + rs) ** 2)) / rs - (1.0 + c * xs * (1.0 + d * xs)))
@@ -407,18 +356,47 @@ def _dw_node(bvn: float, hk: float, bs: float, c: float, d: float, aw: float, xs
 
 @njit(cache=True, inline="always")
 def _dw_finish(bvn: float, h: float, k: float, r: float, sin2: float) -> float:
-    """bvn_upper's result for |r| ≥ 0.925 from its node sum bvn (h, k as given to bvn_upper)."""
+    """Φ₂(h, k; r) for |r| ≥ 0.925 from the node sum bvn (h, k as given to bvn_upper)."""
     if sin2 > 0.0:
         bvn = -bvn / (2.0 * math.pi)
     if r > 0.0:
         return bvn + _cdf(-max(h, k))
-    return -bvn + max(0.0, _cdf(-h) - _cdf(k))                    # k negated, as in bvn_upper
+    return -bvn + max(0.0, _cdf(-h) - _cdf(k))                    # k negated, as in _dw_start
+
+
+@njit(cache=True)
+def bvn_upper(h: float, k: float, r: float, sin2: float) -> float:
+    """Φ₂(h, k; r) = P(X > h, Y > k) for standard normals with correlation r, 1 − r² = sin2 given accurately.
+
+    Genz's algorithm (Statistics and Computing 14 (2004) 251): for |r| < 0.925 Gauss–Legendre in the
+    angle of Plackett's formula; above, Drezner–Wesolowsky's expansion in √(1 − r²) with a Gauss–Legendre
+    remainder, which stays exact down to r = ±1 (sin2 = 0).
+    """
+    ar = abs(r)
+    g = 0 if ar < 0.3 else (1 if ar < 0.75 else 2)
+    lg = _GL_LEN[g]
+    if ar < 0.925:
+        hk, hs, bvn = h * k, 0.5 * (h * h + k * k), 0.0
+        asr = math.asin(r)
+        for i in range(lg):
+            for sgn in (-1.0, 1.0):
+                sn = math.sin(0.5 * asr * (sgn * _GL_X[g, i] + 1.0))
+                bvn += _GL_W[g, i] * math.exp((sn * hk - hs) / (1.0 - sn * sn))
+        return bvn * asr / (4.0 * math.pi) + _cdf(-h) * _cdf(-k)
+    bvn, hk, bs, c, d = _dw_start(h, k, r, sin2)
+    if sin2 > 0.0:
+        a = 0.5 * math.sqrt(sin2)
+        for i in range(lg):
+            for sgn in (-1.0, 1.0):
+                xs = (a * (sgn * _GL_X[g, i] + 1.0)) ** 2
+                bvn = _dw_node(bvn, hk, bs, c, d, a * _GL_W[g, i], xs, math.sqrt(1.0 - xs))
+    return _dw_finish(bvn, h, k, r, sin2)
 
 
 @njit(cache=True)
 def _bvn_high_corners(h1: float, h2: float, k1: float, k2: float, r: float, sin2: float
                       ) -> tuple[float, float, float, float]:
-    """bvn_corners for |r| ≥ 0.925: bvn_upper's operations corner by corner, the nodes xs, √(1 − xs) computed once
+    """bvn_corners for |r| ≥ 0.925: bvn_upper's helpers corner by corner, the nodes xs, √(1 − xs) computed once
     for the four corners (the same bits as four bvn_upper calls)."""
     b11, hk11, bs11, c11, d11 = _dw_start(h1, k1, r, sin2)
     b12, hk12, bs12, c12, d12 = _dw_start(h1, k2, r, sin2)
