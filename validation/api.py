@@ -172,14 +172,21 @@ def run(config: Config | dict | str | Path, set: dict[str, Any] | None = None, e
 
     cfg = as_config(config, set)
     engine_names(engine)
-    target = None if out is None else Path(out)
-    if target is not None:
-        if (problem := run_path_problem(target)) is not None:
-            raise ValueError(f"out {target}: {problem}")
-        if target.exists() and not overwrite:
-            raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it "
-                             "or choose another path")
-    return Run(execute(cfg, target, engine, progress))
+    return Run(execute(cfg, _new_run_file(out, overwrite), engine, progress))
+
+
+def _new_run_file(out: str | Path | None, overwrite: bool) -> Path | None:
+    """out as the path of a run file to write (None: in memory), or ValueError in one line: not a run file's name
+    (storage.run_path_problem), or an existing file without overwrite."""
+    if out is None:
+        return None
+    target = Path(out)
+    if (problem := run_path_problem(target)) is not None:
+        raise ValueError(f"out {target}: {problem}")
+    if target.exists() and not overwrite:
+        raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it or choose "
+                         "another path")
+    return target
 
 
 def open(path: str | Path) -> Run:  # noqa: A001  (mfdyn.open, as the issue names it)
@@ -199,12 +206,7 @@ def gibbs(config: Config | dict | str | Path, set: dict[str, Any] | None = None,
     cfg = as_config(config, set)
     if math.isinf(cfg.dynamics.beta):
         raise ValueError("dynamics.beta: the Gibbs state needs a finite β (β = inf has no entropy term)")
-    target = None if out is None else Path(out)
-    if target is not None and (problem := run_path_problem(target)) is not None:
-        raise ValueError(f"out {target}: {problem}")
-    if target is not None and target.exists() and not overwrite:
-        raise ValueError(f"out {target}: file exists; pass overwrite=True (--overwrite) to replace it")
-    return Run(execute_gibbs(cfg, target)[0])
+    return Run(execute_gibbs(cfg, _new_run_file(out, overwrite))[0])
 
 
 def sweep(spec: str | Path | dict, workers: int = 2, scheduler: str | None = None, log=print,
