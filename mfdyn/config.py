@@ -80,10 +80,11 @@ class PdeConfig(Section):
     cfl: float = rule(0.8, "float", lambda v: 0 < v <= 1, "in (0, 1]",
                       "safety factor on the positivity bound dt ≤ h/(2 D a)")
     memory_gb: float = rule(4.0, "float", positive, "> 0", "refuse grids whose solve needs more memory")
-    stepper: str = rule("auto", "str", *choice("auto", "explicit", "implicit", "trbdf2"),
-                        "explicit SSP-RK3; trbdf2, implicit, second order, error-controlled (β < ∞); implicit, the "
-                        "first-order linearly implicit step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes "
-                        "it the cheaper, else explicit (the file records the choice and the stiffness)")
+    stepper: str = rule("auto", "str", *choice("auto", "explicit", "ssprk43", "implicit", "trbdf2"),
+                        "explicit: SSP-RK3; ssprk43: four-stage SSP-RK3 with twice the step, ⅔ of the work; trbdf2, "
+                        "implicit, second order, error-controlled (β < ∞); implicit, the first-order linearly implicit "
+                        "step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes it the cheaper, else explicit "
+                        "(the file records the choice and the stiffness)")
     rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off for explicit, 1e-6 for trbdf2)",
                        "local L1 error per step relative to the mass (explicit, trbdf2)")
     dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step; trbdf2: first step")
@@ -381,7 +382,7 @@ def _check_consistency(cfg: Config, errors: list[str]) -> None:
                       f"got {len(cfg.pde.bounds)}")
     if cfg.pde.stepper in ("implicit", "trbdf2") and d.beta == math.inf:
         errors.append(f"pde.stepper: {cfg.pde.stepper!r} needs a finite dynamics.beta (it is a diffusion step); "
-                      "use 'explicit' for β = inf")
+                      "use 'auto', 'ssprk43' or 'explicit' for β = inf")
     if o.observables is not None:
         from mfdyn.expressions import check_observable
 

@@ -16,6 +16,7 @@ from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
 from pde.solve import PDEState, auto_stepper, solve, stiffness
+from pde.steppers import STEPPERS, ExplicitSSP
 
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
 BOUNDARY_MASS_TOL = 1e-6
@@ -29,8 +30,8 @@ class _FirstStep(Exception):
 
 
 def first_explicit_step(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float, rtol: float | None,
-                        horizon: float) -> float:
-    """The dt the explicit stepper's first step from ρ takes (at most horizon): the solver's own step, taken
+                        horizon: float, stepper: str = "explicit") -> float:
+    """The dt an explicit stepper's first step from ρ takes (at most horizon): the solver's own step, taken
     once by pde.solve.solve and stopped there, so its stable-step bound and error control decide it."""
     taken = []
 
@@ -39,7 +40,7 @@ def first_explicit_step(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: 
         raise _FirstStep
 
     try:
-        next(solve(op, rho, [horizon], xi, cfl, "explicit", rtol, on_step=stop))
+        next(solve(op, rho, [horizon], xi, cfl, stepper, rtol, on_step=stop))
     except _FirstStep:
         pass
     return taken[0]
@@ -99,13 +100,14 @@ class PDEEngine:
         first step from ρ is more than SLOW_STEP_RATIO times below output.every: the steps per unit time it
         implies, and the way out; None otherwise. After prepare()."""
         cfg = self.config
-        if self.stepper != "explicit" or math.isinf(cfg.dynamics.beta):
+        if not issubclass(STEPPERS[self.stepper], ExplicitSSP) or math.isinf(cfg.dynamics.beta):
             return None
-        dt = first_explicit_step(self.op, rho, cfg.dynamics.xi, cfg.pde.cfl, cfg.pde.rtol or None, cfg.dynamics.t_end)
+        dt = first_explicit_step(self.op, rho, cfg.dynamics.xi, cfg.pde.cfl, cfg.pde.rtol or None, cfg.dynamics.t_end,
+                                 self.stepper)
         if dt * SLOW_STEP_RATIO >= cfg.output.every:
             return None
-        return (f"the explicit PDE stepper's first step is dt = {dt:.2g}, about {1 / dt:.2g} steps per unit time "
-                f"({cfg.output.every / dt:.2g} per output.every = {cfg.output.every:g}); for this noisy run "
+        return (f"the PDE's explicit stepper {self.stepper!r}: its first step is dt = {dt:.2g}, about {1 / dt:.2g} steps "
+                f"per unit time ({cfg.output.every / dt:.2g} per output.every = {cfg.output.every:g}); for this noisy run "
                 'pde.stepper = "trbdf2" (or "auto": implicit, second order, error-controlled) takes far fewer')
 
     def kernel(self, rho: np.ndarray) -> np.ndarray:

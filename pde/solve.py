@@ -11,18 +11,20 @@ from mfdyn.errors import BlowUp
 from mfdyn.grid import Grid
 from pde.potential import PotentialOperator
 from pde.scharfetter_gummel import SGWeights, sg_apply, sg_weights
-from pde.steppers import STEPPERS, StepperInputs
+from pde.steppers import SSPRK3, STEPPERS, StepperInputs
 from pde.upwind import flux_divergence
 from pde.upwind_rhs import interaction_rhs
 
 # pde.stepper = "auto": one trbdf2 step at pde.rtol = 1e-6 replaces about stiffness / AUTO_STEPS_PER_STIFFNESS
-# explicit steps (its local error 0.04 (dt/τ)³ allows dt ≈ 0.03 τ; benchmarks/RESULTS.md has the measurements)
+# SSP-RK3 steps (its local error 0.04 (dt/τ)³ allows dt ≈ 0.03 τ; benchmarks/RESULTS.md has the measurements)
 AUTO_STEPS_PER_STIFFNESS = 35.0
+AUTO_EXPLICIT = "explicit"    # the explicit stepper "auto" takes
 
 
 def implicit_step_cost(shape: tuple[int, ...]) -> float:
-    """What one trbdf2 step costs in explicit steps on a grid of this shape (measured, benchmarks/RESULTS.md): 2 in
-    1-D (tridiagonal solves), 2.6·cells^⅓ in 2-D and 0.0025·cells^1.31 in 3-D (sparse LU and its fill-in)."""
+    """What one trbdf2 step costs in SSP-RK3 steps (three right-hand sides each) on a grid of this shape (measured,
+    benchmarks/RESULTS.md): 2 in 1-D (tridiagonal solves), 2.6·cells^⅓ in 2-D and 0.0025·cells^1.31 in 3-D (sparse
+    LU and its fill-in)."""
     cells = float(np.prod(shape))
     return {1: 2.0, 2: 2.6 * cells ** (1.0 / 3.0)}.get(len(shape), 0.0025 * cells**1.31)
 
@@ -47,12 +49,15 @@ def stiffness(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.
 
 
 def auto_stepper(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float = 0.8) -> tuple[str, float]:
-    """pde.stepper = "auto": ("explicit" or "trbdf2", the stiffness at ρ). trbdf2 when β < ∞ and it is the cheaper:
-    the explicit steps one of its steps replaces, stiffness / AUTO_STEPS_PER_STIFFNESS, exceed what it costs,
+    """pde.stepper = "auto": (AUTO_EXPLICIT or "trbdf2", the stiffness at ρ). trbdf2 when β < ∞ and it is the
+    cheaper: the SSP-RK3 steps one of its steps replaces, stiffness / AUTO_STEPS_PER_STIFFNESS, times what the
+    explicit stepper costs against SSP-RK3 per unit time (⅔ for ssprk43), exceed what it costs,
     implicit_step_cost(grid shape). A function of the config and ρ_0 only, so a run is reproducible."""
     stiff = stiffness(op, rho, xi, cfl)
-    cheaper = stiff / AUTO_STEPS_PER_STIFFNESS > implicit_step_cost(op.grid.shape)      # False for NaN
-    return ("trbdf2" if cheaper else "explicit"), stiff
+    explicit = STEPPERS[AUTO_EXPLICIT]
+    relative = explicit.rhs_per_bound() / SSPRK3.rhs_per_bound()
+    cheaper = stiff / AUTO_STEPS_PER_STIFFNESS * relative > implicit_step_cost(op.grid.shape)      # False for NaN
+    return ("trbdf2" if cheaper else AUTO_EXPLICIT), stiff
 
 
 @dataclass

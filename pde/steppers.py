@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mfdyn.errors import BlowUp
 from pde.scharfetter_gummel import SGWeights, sg_apply
 from pde.sg_system import SGSystem
 
@@ -73,28 +74,41 @@ def register_stepper(name: str) -> Callable[[type[Stepper]], type[Stepper]]:
     return register
 
 
-@register_stepper("explicit")
-class SSPRK3(Stepper):
-    """Shu–Osher SSP-RK3, positivity checked at every stage, with optional local error control.
+def step_factor(rtol: float, err: float) -> float:
+    """The error controller's change of dt after a step of local error err against rtol (both steppers of order
+    3 in their error): 0.9 (rtol/err)^{1/3}, clipped to [0.2, 2]."""
+    return min(2.0, max(0.2, 0.9 * (rtol / err) ** (1.0 / 3.0))) if err > 0 else 2.0
 
-    Each stage is a forward-Euler step, so the scheme stays positive if every stage's dt obeys that
-    stage's bound; a stage that violates it rejects the step, which is retried with cfl × (the
-    smallest bound seen). With rtol, the step is also checked against the embedded second-order
-    (Heun) solution û = 2ρ⁽²⁾ − ρ: it is accepted if ‖ρⁿ⁺¹ − û‖₁ ≤ rtol ‖ρⁿ‖₁, and the next dt is
-    scaled by 0.9 (rtol/err)^{1/3}, clipped to [0.2, 2].
 
-    The stages are formed in place in buffers kept across steps (the same operations in the same
-    order as the textbook formulas, so the same bits); only the returned state is a new array.
+class ExplicitSSP(Stepper):
+    """An explicit SSP Runge–Kutta method in Shu–Osher form, positivity checked at every stage, with optional
+    local error control against its embedded second-order solution (docs/math.md §5).
+
+    Every stage is a forward-Euler step of stage_dt × dt, so the scheme stays positive if stage_dt × dt obeys
+    each stage's own bound: the first dt is cfl × the bound at ρⁿ / stage_dt, and a stage that violates its bound
+    rejects the step, which is retried with cfl × (that bound) / stage_dt. With rtol, the step is accepted if
+    ‖ρⁿ⁺¹ − û‖₁ ≤ rtol ‖ρⁿ‖₁ (û the embedded solution) and the next dt is scaled by step_factor. A subclass gives
+    stage_dt, rhs_per_step and stages(), which forms the stages in buffers kept across steps (the same
+    operations in the same order as the textbook formulas, so the same bits); only the returned state is new.
     """
+
+    stage_dt: float = 1.0        # each stage's forward-Euler step, in units of dt: the SSP coefficient is 1/this
+    rhs_per_step: int = 3
+    buffers: int = 3             # grid-sized arrays kept across steps: L(ρ), then the stages' work
+
+    @classmethod
+    def rhs_per_bound(cls) -> float:
+        """Right-hand sides per unit of the forward-Euler bound of time: what the method costs per unit time."""
+        return cls.rhs_per_step * cls.stage_dt
 
     def __init__(self, rhs: RHS, cfl: float, rtol: float | None = None):
         self.rhs, self.cfl, self.rtol = rhs, cfl, rtol
         self.rejected = 0
         self.dt_error = np.inf          # the error controller's proposal for the next step
-        self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._buffers: tuple[np.ndarray, ...] | None = None
 
     @classmethod
-    def build(cls, inputs: StepperInputs) -> SSPRK3:
+    def build(cls, inputs: StepperInputs) -> ExplicitSSP:
         stepper = cls(inputs.rhs, inputs.cfl, inputs.rtol)
         stepper.dt_error = inputs.dt_next
         return stepper
@@ -103,43 +117,101 @@ class SSPRK3(Stepper):
     def dt_next(self) -> float:
         return self.dt_error
 
+    def stages(self, rho: np.ndarray, l0: np.ndarray, dt: float,
+               buffers: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray | None] | float:
+        """The step of size dt from ρ with l0 = L(ρ): (ρⁿ⁺¹, û or None without rtol), or the bound of the first
+        stage whose forward-Euler step stage_dt × dt exceeds it."""
+        raise NotImplementedError
+
     def step(self, rho: np.ndarray, dt_wanted: float) -> tuple[np.ndarray, float]:
         """Advance by at most dt_wanted; return (new ρ, dt actually taken)."""
         if self._buffers is None or self._buffers[0].shape != rho.shape:
-            self._buffers = (np.empty(rho.shape), np.empty(rho.shape), np.empty(rho.shape))
-        l0, work, stage = self._buffers
+            self._buffers = tuple(np.empty(rho.shape) for _ in range(self.buffers))
+        l0 = self._buffers[0]
         bound = self.rhs(rho, l0)
-        dt = min(dt_wanted, self.cfl * bound, self.dt_error)
+        dt = min(dt_wanted, self.cfl * bound / self.stage_dt, self.dt_error)
         while True:
-            np.multiply(dt, l0, out=stage)
-            stage += rho                                    # ρ⁽¹⁾ = ρ + dt L(ρ)
-            b1 = self.rhs(stage, work)
-            if dt <= b1:
-                work *= dt
-                work += stage
-                work *= 0.25
-                np.multiply(0.75, rho, out=stage)
-                stage += work                               # ρ⁽²⁾ = ¾ρ + ¼(ρ⁽¹⁾ + dt L(ρ⁽¹⁾))
-                b2 = self.rhs(stage, work)
-                if dt <= b2:
-                    work *= dt
-                    work += stage
-                    work *= 2.0 / 3.0
-                    new = rho / 3.0
-                    new += work                             # ρⁿ⁺¹ = ⅓ρ + ⅔(ρ⁽²⁾ + dt L(ρ⁽²⁾))
-                    if self.rtol is None:
-                        return new, dt
-                    err = np.abs(new - (2.0 * stage - rho)).sum() / max(np.abs(rho).sum(), 1e-300)
-                    factor = min(2.0, max(0.2, 0.9 * (self.rtol / err) ** (1.0 / 3.0))) if err > 0 else 2.0
-                    if err <= self.rtol:
-                        self.dt_error = dt * factor
-                        return new, dt
-                    self.rejected += 1
-                    dt *= factor
-                    continue
-                b1 = b2
+            done = self.stages(rho, l0, dt, self._buffers)
+            if not isinstance(done, tuple):             # a stage's bound, which dt exceeded
+                if math.isnan(done):
+                    raise BlowUp("the PDE right-hand side became non-finite within a step (its stable-step bound is "
+                                 "NaN); likely fix: a smaller pde.cfl or a finer grid")
+                self.rejected += 1
+                dt = self.cfl * done / self.stage_dt
+                continue
+            new, embedded = done
+            if self.rtol is None:
+                return new, dt
+            err = np.abs(new - embedded).sum() / max(np.abs(rho).sum(), 1e-300)
+            factor = step_factor(self.rtol, err)
+            if err <= self.rtol:
+                self.dt_error = dt * factor
+                return new, dt
             self.rejected += 1
-            dt = self.cfl * b1
+            dt *= factor
+
+
+@register_stepper("explicit")
+class SSPRK3(ExplicitSSP):
+    """Shu–Osher SSP-RK3 (SSP coefficient 1, three right-hand sides a step); embedded: Heun, û = 2ρ⁽²⁾ − ρ."""
+
+    def stages(self, rho, l0, dt, buffers):
+        _, work, stage = buffers
+        np.multiply(dt, l0, out=stage)
+        stage += rho                                    # ρ⁽¹⁾ = ρ + dt L(ρ)
+        b = self.rhs(stage, work)
+        if not dt <= b:                                 # NaN too: the caller stops there
+            return b
+        work *= dt
+        work += stage
+        work *= 0.25
+        np.multiply(0.75, rho, out=stage)
+        stage += work                                   # ρ⁽²⁾ = ¾ρ + ¼(ρ⁽¹⁾ + dt L(ρ⁽¹⁾))
+        b = self.rhs(stage, work)
+        if not dt <= b:                                 # NaN too: the caller stops there
+            return b
+        work *= dt
+        work += stage
+        work *= 2.0 / 3.0
+        new = rho / 3.0
+        new += work                                     # ρⁿ⁺¹ = ⅓ρ + ⅔(ρ⁽²⁾ + dt L(ρ⁽²⁾))
+        return new, (None if self.rtol is None else 2.0 * stage - rho)
+
+
+@register_stepper("ssprk43")
+class SSPRK43(ExplicitSSP):
+    """The four-stage third-order SSP method (Kraaijevanger 1991; Spiteri & Ruuth 2002): SSP coefficient 2 with
+    four right-hand sides a step, so 2 per unit of the forward-Euler bound against SSP-RK3's 3. With h = dt/2,
+
+        ρ⁽¹⁾ = ρ + h L(ρ),  ρ⁽²⁾ = ρ⁽¹⁾ + h L(ρ⁽¹⁾),  w = ρ⁽²⁾ + h L(ρ⁽²⁾),  ρ⁽³⁾ = ⅔ρ + w/3,  ρⁿ⁺¹ = ρ⁽³⁾ + h L(ρ⁽³⁾);
+
+    embedded second-order solution û = ⅓ρ + ⅔w (Butcher weights ⅓, ⅓, ⅓, 0), itself SSP with coefficient 2.
+    """
+
+    stage_dt = 0.5
+    rhs_per_step = 4
+    buffers = 4
+
+    def stages(self, rho, l0, dt, buffers):
+        _, work, stage, third = buffers                 # stage: ρ⁽¹⁾, ρ⁽²⁾, then w
+        h = 0.5 * dt
+        np.multiply(h, l0, out=stage)
+        stage += rho                                    # ρ⁽¹⁾ = ρ + h L(ρ)
+        for _ in range(2):
+            b = self.rhs(stage, work)
+            if not h <= b:
+                return b
+            work *= h
+            stage += work                               # ρ⁽²⁾ = ρ⁽¹⁾ + h L(ρ⁽¹⁾), then w = ρ⁽²⁾ + h L(ρ⁽²⁾)
+        np.divide(stage, 3.0, out=work)
+        np.multiply(2.0 / 3.0, rho, out=third)
+        third += work                                   # ρ⁽³⁾ = ⅔ρ + w/3
+        b = self.rhs(third, work)
+        if not h <= b:
+            return b
+        work *= h
+        new = third + work                              # ρⁿ⁺¹ = ρ⁽³⁾ + h L(ρ⁽³⁾)
+        return new, (None if self.rtol is None else rho / 3.0 + (2.0 / 3.0) * stage)
 
 
 @register_stepper("implicit")
@@ -248,7 +320,7 @@ class TRBDF2(Stepper):
             err = np.abs(system.solve(TRBDF2_ERROR * dt * bracket)).sum() / mass
             if math.isinf(self.rtol):                  # no error control: steps of pde.dt (order studies)
                 return np.maximum(new, 0.0).reshape(shape), dt
-            factor = min(2.0, max(0.2, 0.9 * (self.rtol / err) ** (1.0 / 3.0))) if err > 0 else 2.0
+            factor = step_factor(self.rtol, err)
             if err <= self.rtol:
                 if not cut or factor < 1.0:               # ... unless its error asks for less
                     self.dt_error = dt * factor

@@ -8,7 +8,8 @@ from mfdyn.config import InitConfig
 from mfdyn.problems.linear_flows import OrnsteinUhlenbeck, QuadraticInteraction
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from pde import Grid, PotentialOperator, solve
-from pde.steppers import SSPRK3, STEPPERS, TRBDF2, LinearlyImplicit
+from pde.steppers import SSPRK3, SSPRK43, STEPPERS, TRBDF2, LinearlyImplicit
+from tests.explicit_textbook import EXPLICIT, TEXTBOOK
 from validation import verify
 
 BY_NAME = {c.name: c for c in verify.CASES}
@@ -67,7 +68,7 @@ def _rhs_sg(op, xi):
 
 
 @pytest.mark.parametrize("which", ["quadratic_2d", "mmn_isotropic_reduced"])
-@pytest.mark.parametrize("stepper", ["explicit", "implicit", "trbdf2"])
+@pytest.mark.parametrize("stepper", ["explicit", "ssprk43", "implicit", "trbdf2"])
 def test_free_energy_decreases_at_every_step(which, stepper):
     """With interaction, and in reduced coordinates with the volume factor J = r^{d−1}."""
     xi, beta = 1.0, 5.0
@@ -81,7 +82,7 @@ def test_free_energy_decreases_at_every_step(which, stepper):
         beta, t_end = 20.0, 2.0
     op = PotentialOperator(problem.grid_model(grid.centres), grid, lam=0.1, beta=beta)
     rho0 = problem.initial_cell_averages(grid.edges)
-    advance = {"explicit": lambda: SSPRK3(_rhs_sg(op, xi), 0.8),
+    advance = {"explicit": lambda: SSPRK3(_rhs_sg(op, xi), 0.8), "ssprk43": lambda: SSPRK43(_rhs_sg(op, xi), 0.8),
                "implicit": lambda: LinearlyImplicit(_weights_of(op, xi), 0.05),
                "trbdf2": lambda: TRBDF2(_weights_of(op, xi), 0.05, rtol=1e-6)}[stepper]()
     values, rho = _free_energy_every_step(op, rho0, advance, t_end)
@@ -134,18 +135,18 @@ def test_solve_refuses_unknown_steppers_and_the_implicit_one_without_noise():
         next(solve(noisy, rho0, [1.0], 1.0, stepper="implicit"))
 
 
-def _solve_recording_errors(monkeypatch, *args, **kwargs):
-    """solve(*args, **kwargs) with the explicit stepper instrumented; return (last state, local error and dt
-    of each accepted step).
+def _solve_recording_errors(monkeypatch, stepper, *args, **kwargs):
+    """solve(*args, **kwargs) with an explicit stepper instrumented; return (last state, local error and dt of each
+    accepted step).
 
-    After each accepted step the instrument recomputes that step from ρⁿ and the dt taken with the
-    textbook Shu–Osher formulas (the stepper's in-place buffers do the same operations in the same
-    order, so the result must equal the accepted ρⁿ⁺¹ bit for bit: it is that step), and records its
-    embedded Heun error exactly as the controller defines it: ‖ρⁿ⁺¹ − (2ρ⁽²⁾ − ρⁿ)‖₁ / ‖ρⁿ‖₁.
+    After each accepted step the instrument recomputes that step from ρⁿ and the dt taken with the textbook
+    Shu–Osher formulas (tests.explicit_textbook: the stepper's in-place buffers do the same operations in the
+    same order, so the result must equal the accepted ρⁿ⁺¹ bit for bit: it is that step), and records its
+    embedded error exactly as the controller defines it: ‖ρⁿ⁺¹ − û‖₁ / ‖ρⁿ‖₁.
     """
     errors, dts = [], []
 
-    class Instrumented(SSPRK3):
+    class Instrumented(STEPPERS[stepper]):
         def step(self, rho, dt_wanted):
             new, dt = super().step(rho, dt_wanted)
 
@@ -153,22 +154,21 @@ def _solve_recording_errors(monkeypatch, *args, **kwargs):
                 out = np.empty(r.shape)
                 self.rhs(r, out)
                 return out
-            stage1 = rho + dt * rate(rho)
-            stage2 = 0.75 * rho + 0.25 * (stage1 + dt * rate(stage1))
-            again = rho / 3.0 + 2.0 / 3.0 * (stage2 + dt * rate(stage2))
+            again, embedded = TEXTBOOK[stepper](rate, rho, dt)
             np.testing.assert_array_equal(again, new)
-            errors.append(np.abs(new - (2.0 * stage2 - rho)).sum() / max(np.abs(rho).sum(), 1e-300))
+            errors.append(np.abs(new - embedded).sum() / max(np.abs(rho).sum(), 1e-300))
             dts.append(dt)
             return new, dt
 
-    monkeypatch.setitem(STEPPERS, "explicit", Instrumented)
-    state = list(solve(*args, stepper="explicit", **kwargs))[-1]
+    monkeypatch.setitem(STEPPERS, stepper, Instrumented)
+    state = list(solve(*args, stepper=stepper, **kwargs))[-1]
     assert len(errors) == state.steps
     return state, np.array(errors), np.array(dts)
 
 
-def test_error_control_meets_its_tolerance(monkeypatch):
-    """With rtol every accepted step of the explicit stepper has local error ≤ rtol (relative to the mass),
+@pytest.mark.parametrize("stepper", EXPLICIT)
+def test_error_control_meets_its_tolerance(monkeypatch, stepper):
+    """With rtol every accepted step of an explicit stepper has local error ≤ rtol (relative to the mass),
     and a looser rtol takes fewer steps."""
     case = BY_NAME["ou_noisy_1d"]
     problem = case.build()
@@ -176,7 +176,7 @@ def test_error_control_meets_its_tolerance(monkeypatch):
     op = PotentialOperator(problem.grid_model(grid.centres), grid, beta=case.beta)
     rho0 = problem.initial_cell_averages(grid.edges)
     exact = problem.exact_cell_averages(grid.edges, 0.5, 0.5, 0.0, case.beta)
-    runs = {rtol: _solve_recording_errors(monkeypatch, op, rho0, [0.5], 0.5, rtol=rtol) for rtol in (1e-9, 1e-7)}
+    runs = {rtol: _solve_recording_errors(monkeypatch, stepper, op, rho0, [0.5], 0.5, rtol=rtol) for rtol in (1e-9, 1e-7)}
     assert runs[1e-7][0].steps < runs[1e-9][0].steps
     for rtol, (state, errors, _) in runs.items():
         assert np.all(errors <= rtol), (rtol, errors.max(), int(np.sum(errors > rtol)))
@@ -190,7 +190,7 @@ def test_error_control_meets_its_tolerance(monkeypatch):
     at_rtol = dts[0] * (rtol / errors[0]) ** (1.0 / 3.0)
     rejected = 0
     for proposal in at_rtol * np.geomspace(0.8, 1.6, 16):
-        state, errors, _ = _solve_recording_errors(monkeypatch, op, rho0, [3.0 * at_rtol], 0.5, rtol=rtol,
+        state, errors, _ = _solve_recording_errors(monkeypatch, stepper, op, rho0, [3.0 * at_rtol], 0.5, rtol=rtol,
                                                    dt_next=proposal)
         assert np.all(errors <= rtol), (proposal / at_rtol, errors.max() / rtol)
         rejected += state.rejected
