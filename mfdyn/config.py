@@ -83,7 +83,7 @@ class PdeConfig(Section):
     stepper: str = rule("auto", "str", *choice("auto", "explicit", "ssprk43", "implicit", "trbdf2"),
                         "explicit: SSP-RK3; ssprk43: four-stage SSP-RK3 with twice the step, ⅔ of the work; trbdf2, "
                         "implicit, second order, error-controlled (β < ∞); implicit, the first-order linearly implicit "
-                        "step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes it the cheaper, else explicit "
+                        "step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes it the cheaper, else ssprk43 "
                         "(the file records the choice and the stiffness)")
     rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off for explicit, 1e-6 for trbdf2)",
                        "local L1 error per step relative to the mass (explicit, trbdf2)")

@@ -194,7 +194,10 @@ class PDEEngine:
 
         self.resumed_edge = max(boundary_mass(run_file.row(self.name, "density", k), self.grid, self.problem.natural_lower)
                                 for k in range(n))
+        # the stepper the run started with, whatever "auto" picks today: dt_next and the steps are its own
+        self.stepper = run_file.group_attrs(self.name).get("stepper", self.stepper)
         self.resumed_attrs = {"steps": int(value("steps")), "rejected_steps": int(value("rejected_steps")),
+                              "stepper": self.stepper,
                               "boundary_mass_max": self.resumed_edge,
                               "mass_reached_boundary": self.resumed_edge > BOUNDARY_MASS_TOL}
         return PDEState(float(value("time")), value("density"), int(value("steps")), int(value("rejected_steps")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mfdyn.errors import BlowUp
 from pde import solve
 from pde.steppers import STEPPERS
 from tests.explicit_textbook import EXPLICIT, TEXTBOOK
@@ -100,3 +101,14 @@ def test_ssprk43_reaches_the_same_solution_with_two_thirds_of_the_right_hand_sid
     coarse = np.array([coarse_op.risk(s.rho) for s in solve(coarse_op, coarse_rho0, [1.0, 2.0], 1.0)])
     gap = np.abs(risks["ssprk43"] - risks["explicit"])
     assert np.all(gap < 1e-2 * np.abs(coarse - risks["explicit"])) and gap.max() < 3e-8, (gap, coarse)
+
+
+@pytest.mark.parametrize("stepper", EXPLICIT)
+def test_a_nan_stage_bound_stops_the_step_with_a_blow_up(stepper):
+    """A stage whose right-hand side is not finite (its bound NaN) raises BlowUp instead of retrying forever."""
+    def rhs(rho, out):
+        out[...] = -rho
+        return 1.0 if np.all(rho == 1.0) else np.nan
+
+    with pytest.raises(BlowUp, match="non-finite within a step"):
+        STEPPERS[stepper](rhs, cfl=0.5).step(np.ones(3), 0.1)

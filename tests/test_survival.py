@@ -199,6 +199,31 @@ def test_resume_ends_with_the_numbers_of_an_uninterrupted_run(tmp_path, group, a
             assert a["pde"].attrs[key] == b["pde"].attrs[key], key
 
 
+# The code of a version whose "auto" took SSP-RK3 for noiseless runs, as every version before ssprk43 did
+# (pde.solve is also the name of the function pde exports: the module is reached through sys.modules)
+OLD_AUTO = ("import sys, pde.solve; sys.modules['pde.solve'].AUTO_EXPLICIT = 'explicit'; "
+            "from validation.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def test_a_resume_keeps_the_stepper_the_run_started_with(tmp_path):
+    """A run file started by a version whose "auto" chose another stepper resumes on the one the file records (its
+    dt_next and step count are that stepper's), and ends with the numbers of an uninterrupted run of that version."""
+    config = write_config(tmp_path)
+    whole, cut = tmp_path / "whole.h5", tmp_path / "cut.h5"
+    args = ["run", str(config), "--engine", "pde", "--out"]
+    assert subprocess.run([sys.executable, "-c", OLD_AUTO, *args, str(whole)], cwd=ROOT).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-c", OLD_AUTO, *args, str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    kill_when(proc, cut, "pde", 5)
+    with open_run(cut) as f:
+        assert f.attrs["status"] == "running" and completed(f, "pde") < 61               # really cut short
+    assert main(["run", "--resume", str(cut)]) == 0                          # today's auto takes ssprk43
+    with h5py.File(whole, "r") as a, h5py.File(cut, "r") as b:
+        assert a["pde"].attrs["stepper"] == b["pde"].attrs["stepper"] == "explicit"
+        for name in ("pde/density", "pde/risk", "pde/steps", "pde/dt_next"):
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+
+
 def test_resume_refuses_a_completed_run(tmp_path, capsys):
     config = write_config(tmp_path)
     out = tmp_path / "done.h5"
