@@ -78,8 +78,7 @@ def expand_numpy(phi: np.ndarray, g: np.ndarray, base: np.ndarray, out: np.ndarr
     out[:] = base + g @ phi
 
 
-# Feature sets larger than this (with nonnegative weights) are replaced by their best low-rank form
-COMPRESS_MIN_FEATURES = 64
+# Feature sets with nonnegative weights are replaced by their best low-rank form when it has fewer rows
 COMPRESS_RTOL = 1e-15
 
 
@@ -125,8 +124,8 @@ class PotentialOperator:
     Risk R_α = R# + 2α∫V dν + α² Σ_k w_k f_k², f = Φν|cell|; R_λ = R_α + λ∫|θ|²ρ; free energy
     F = ½R_α/α² + ½λ∫|θ|²ρ + β⁻¹∫ρ log(ρ/J) (the entropy term only when β < ∞; docs/math.md §2, §3, §7).
     The discrete interaction matrix ΦᵀWΦ is symmetric, which is all the semi-discrete decay of F needs (CCH Thm 2.5).
-    With compress (default), more than COMPRESS_MIN_FEATURES features with W ≥ 0 are replaced by
-    their best low-rank form (compress_features), which changes the kernel by under 1e−15 relative.
+    With compress (default), features with W ≥ 0 are replaced by their best low-rank form (compress_features)
+    where it has fewer rows, which changes the kernel by under 1e−15 relative.
     """
 
     def __init__(self, model: GridModel, grid: Grid, lam: float = 0.0, beta: float = np.inf,
@@ -139,9 +138,10 @@ class PotentialOperator:
         self.weights = np.asarray(model.weights, dtype=float)
         self.features_built = len(self.phi)
         self.dropped_eigenvalue = 0.0
-        if compress and len(self.phi) > COMPRESS_MIN_FEATURES and np.all(self.weights >= 0):
-            self.phi, self.dropped_eigenvalue = compress_features(self.phi, self.weights)
-            self.weights = np.ones(len(self.phi))
+        if compress and len(self.phi) and np.all(self.weights >= 0) and np.any(self.weights > 0):
+            rows, dropped = compress_features(self.phi, self.weights)
+            if len(rows) < len(self.phi):       # else Φ stays as built, bit for bit
+                self.phi, self.dropped_eigenvalue, self.weights = rows, dropped, np.ones(len(rows))
         # The centred model α(f_ρ − f_ρ0) measures everything from the reference ρ_0: its moments
         self.reference = None if reference is None else np.asarray(reference, dtype=float)
         self.reference_moments = None if reference is None else self.moments(reference)

@@ -96,3 +96,25 @@ def test_shipped_config_lowers_the_risk_and_moves_mass_toward_s(tmp_path):
         sgd_r2 = f["particles/z"][0][:, 1].mean(), f["particles/z"][-1][:, 1].mean()
         assert mean_r2[1] < 0.6 * mean_r2[0] and sgd_r2[1] < 0.65 * sgd_r2[0]
         assert not f["pde"].attrs["mass_reached_boundary"]
+
+
+def test_small_feature_sets_are_compressed_only_where_that_saves_rows():
+    """The isotropic kernel at d = 40 (24 rows, rank 16 at 1e−15) is compressed, with Ψ unchanged to round-off;
+    a full-rank set (two quadratic-interaction moments) keeps its rows and its bits."""
+    from mfdyn.config import InitConfig
+    from mfdyn.problems.linear_flows import QuadraticInteraction
+    from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
+
+    problem = MMNIsotropic(MMNIsotropicParams(d=40, delta=0.8), InitConfig(kappa=0.8))
+    grid = Grid(((0.0, 8.0),), (1600,), ("r",))
+    model = problem.grid_model(grid.centres)
+    op = PotentialOperator(model, grid)
+    assert op.features_built == len(model.features) == 24 and len(op.phi) == 16 and 0 < op.dropped_eigenvalue
+    rho = problem.initial_cell_averages(grid.edges)
+    plain = PotentialOperator(model, grid, compress=False)
+    np.testing.assert_allclose(op.psi(rho), plain.psi(rho), rtol=0, atol=1e-13 * np.abs(plain.psi(rho)).max())
+    quadratic = QuadraticInteraction(QuadraticInteraction.Params(stiffness=(0.5, 0.0)), InitConfig(mean=(0.4, -0.3)))
+    grid2 = Grid(((-2.5, 3.0), (-3.0, 2.5)), (40, 40), quadratic.coords)
+    model2 = quadratic.grid_model(grid2.centres)
+    op2 = PotentialOperator(model2, grid2)
+    assert op2.dropped_eigenvalue == 0.0 and np.array_equal(op2.phi, model2.features)
