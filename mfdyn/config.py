@@ -85,8 +85,8 @@ class PdeConfig(Section):
                         "implicit, second order, error-controlled (β < ∞); implicit, the first-order linearly implicit "
                         "step; auto: trbdf2 where β < ∞ and the stiffness at ρ_0 makes it the cheaper, else ssprk43 "
                         "(the file records the choice and the stiffness)")
-    rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off for explicit, 1e-6 for trbdf2)",
-                       "local L1 error per step relative to the mass (explicit, trbdf2)")
+    rtol: float = rule(0.0, "float", lambda v: 0 <= v < 1, "in [0, 1) (0: off for explicit and ssprk43, 1e-6 for trbdf2)",
+                       "local L1 error per step relative to the mass (explicit, ssprk43, trbdf2)")
     dt: float = rule(0.01, "float", positive, "> 0", "implicit stepper: time step; trbdf2: first step")
     gibbs_tol: float = rule(1e-11, "float", lambda v: 0 < v < 1, "in (0, 1)",
                             "mfdyn gibbs: stop when ‖T(ρ) − ρ‖₁ / mass is below this")

@@ -278,7 +278,7 @@ def test_grid_risk_of_point_masses_is_the_exact_particle_risk(name):
         E R_N = R# + (2/N) Σ V + (1/N²) [Σ_{i≠j} u(z_i, z_j) + Σ_i U(θ_i, θ_i)]
               = R(ρ_N) + (1/N²) Σ_i (self_interaction_i − u_ii),
     checked against the mean of exact_risk over DIRECTION_DRAWS draws within Z standard errors
-    (the kernels' truncation, ≤ 1e−7 per term, and compression, ≤ 1e−15, are far below that).
+    (the kernels' truncation, ≤ 1e−7 per term, and compression, ≤ 1e−13, are far below that).
     """
     c = case(name)
     problem, grid, model, op = c["problem"], c["grid"], c["model"], c["op"]
