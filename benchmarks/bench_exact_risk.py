@@ -4,16 +4,19 @@ The quadrature R_N (Mehler over i < j serially, gaussian.pair_expectation_quadra
 here from mfdyn.gaussian's pieces, for the ratio only (to N = 800). The accuracy column compares pair_energy,
 whose Mehler series are cut by a bound on their tails, with the energy of pair_gradient (48 terms for
 |c| ≤ 0.5, closed forms above, nothing cut), which is what pair_energy computed before the cut.
+Then the clouds a run meets: configs/mmn_isotropic.toml's SGD (N = 800) at d = 5 and 40, R_N at t = 0 and t = 10
+(min of 5): the radii spread as the run goes, and at d = 5 that sends more pairs to the slow branches.
 Usage: python benchmarks/bench_exact_risk.py
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from mfdyn.config import InitConfig
+from mfdyn.config import InitConfig, load_config
 from mfdyn.gaussian import (
     MEHLER_MAX_COSINE,
     MEHLER_TERMS,
@@ -24,10 +27,12 @@ from mfdyn.gaussian import (
     ramp_second_moment,
 )
 from mfdyn.pair_kernel import pair_energy, pair_gradient
+from mfdyn.problems import make_problem
 from mfdyn.problems.mmn_isotropic import MMNIsotropic, MMNIsotropicParams
 from mfdyn.problems.single_index import CLASSES
 
 CASES = ((5, 800), (40, 800), (40, 12800))
+SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "mmn_isotropic.toml"
 OLD_UP_TO = 800               # the quadrature R_N takes minutes beyond this at d = 5
 
 
@@ -85,5 +90,22 @@ def main() -> None:
             print(f"{d:4d} {n:6d} {1e3 * new:9.2f} {'-':>9} {'-':>7} {'-':>9} {cut:10.1e}")
 
 
+def shipped_clouds() -> None:
+    """R_N of the shipped run's own clouds, at its first and last save."""
+    import mfdyn
+
+    print(f"\n{'d':>4} {'N':>6} {'t':>5} {'ms':>9}   (configs/mmn_isotropic.toml's SGD)")
+    for d in (5, 40):
+        config = load_config(SHIPPED, [f"problem.d={d}", "output.particle_risk=false", "output.every=10.0"])
+        with mfdyn.run(config, engine="particles", progress=False) as run:
+            group = run.group("particles")
+            times, clouds = group["time"].values, group["theta"].values
+        problem = make_problem(config)
+        for t, theta in zip(times, clouds):
+            problem.exact_risk(theta)
+            print(f"{d:4d} {len(theta):6d} {t:5.1f} {1e3 * best_of(lambda: problem.exact_risk(theta), 5)[0]:9.2f}")
+
+
 if __name__ == "__main__":
     main()
+    shipped_clouds()

@@ -1,7 +1,8 @@
 """The noiseless PDE solve of shipped configs by the four-stage SSP-RK3 (pde.stepper = "ssprk43", what "auto"
 takes) against Shu–Osher SSP-RK3 ("explicit"), in one process: the solve alone (Φ and ρ_0 built once), the two
-alternating, median of 3 each. Also their time error: max over the saves of |R(t) − R_ref(t)|, R_ref by ssprk43 at
-cfl = 0.1 on the same grid, beside the grid's own error (the same solve on twice the cells) where --grid is given.
+alternating (each goes first in half the rounds), median of 6 each. Also their time error: max over the saves of
+|R(t) − R_ref(t)|, R_ref by ssprk43 at cfl = 0.1 on the same grid, beside the grid's own error (the same solve on
+twice the cells) where --grid is given.
 
     python benchmarks/bench_explicit.py            # mmn_isotropic (d = 40 and d = 5), mmn_anisotropic, teacher_student_2d
     python benchmarks/bench_explicit.py --grid     # also the grid error of mmn_isotropic (a 3200-cell solve)
@@ -25,6 +26,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 CASES = (("mmn_isotropic", ()), ("mmn_isotropic", ("problem.d=5",)), ("mmn_anisotropic", ()),
          ("teacher_student_2d", ()))
 STEPPERS = ("explicit", "ssprk43")
+ROUNDS = 6
 
 
 def engine_of(name: str, overrides: tuple[str, ...]) -> PDEEngine:
@@ -50,8 +52,8 @@ def main(grid: bool) -> None:
         risks(engine, "ssprk43")                                  # warm-up: compilation, caches
         reference = risks(engine, "ssprk43", 0.1)[0]
         times = {s: [] for s in STEPPERS}
-        for _ in range(3):
-            for stepper in STEPPERS:
+        for round_ in range(ROUNDS):
+            for stepper in STEPPERS[::1 if round_ % 2 else -1]:     # alternate which goes first
                 times[stepper].append(risks(engine, stepper)[2])
         label = name + (f" ({', '.join(overrides)})" if overrides else "")
         for stepper in STEPPERS:
