@@ -103,14 +103,15 @@ class TracerEngine:
     def layout(self, writer) -> None:
         layout_cloud(writer, self.name, self.config.particles.n, self.problem,
                      "exact population risk R_N of the tracers (docs/math.md §8)")
-        writer.group_attrs(self.name, stride=stride_of(self.config))
+        writer.group_attrs(self.name, stride=stride_of(self.config), stepper=self.pde.stepper)   # the PDE it follows
 
     def run(self, start: ParticleState | None = None) -> Iterator[Snapshot]:
         """T to t_end beside the PDE, a snapshot per save time after start."""
         dyn, eps = self.config.dynamics, self.config.particles.eps
         centres = self.pde.grid.centres
         theta, k, t_start = (self.theta0, 0, 0.0) if start is None else (start.theta, start.steps, start.t)
-        key = (type(self.problem), self.config.grid_key(), eps, stride_of(self.config))   # a redefined class: afresh
+        key = (type(self.problem), self.config.grid_key(), eps, stride_of(self.config),    # a redefined class: afresh
+               self.pde.stepper)
         with _SOLVED_LOCK:
             solved = _SOLVED.get(key)
             if solved is not None:
@@ -150,7 +151,11 @@ class TracerEngine:
                     _SOLVED.popitem(last=False)
 
     def start_state(self, run_file, n: int) -> ParticleState | None:
-        """The tracers of the n-th complete snapshot of /tracers (None for n = 0)."""
+        """The tracers of the n-th complete snapshot of /tracers (None for n = 0); the PDE they follow is replayed
+        with the stepper the file records (PDEEngine.recorded_stepper)."""
+        if n:
+            self.pde.stepper = self.pde.recorded_stepper(run_file, self.name)
+            self.resumed_attrs = {"stepper": self.pde.stepper}
         return cloud_state(run_file, self.name, n)
 
 

@@ -15,7 +15,7 @@ from mfdyn.problems import make_problem
 from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
-from pde.solve import PDEState, auto_stepper, solve, stiffness
+from pde.solve import AUTO_EXPLICIT, PDEState, auto_stepper, solve, stiffness
 from pde.steppers import STEPPERS, ExplicitSSP
 
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
@@ -30,7 +30,7 @@ class _FirstStep(Exception):
 
 
 def first_explicit_step(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float, rtol: float | None,
-                        horizon: float, stepper: str = "explicit") -> float:
+                        horizon: float, stepper: str = AUTO_EXPLICIT) -> float:
     """The dt an explicit stepper's first step from ρ takes (at most horizon): the solver's own step, taken
     once by pde.solve.solve and stopped there, so its stable-step bound and error control decide it."""
     taken = []
@@ -181,6 +181,20 @@ class PDEEngine:
                              "a smaller pde.cfl or a finer grid")
             yield state
 
+    def recorded_stepper(self, run_file, group: str) -> str:
+        """The stepper a run file's `group` (else its /pde) records, which a resumed run must keep whatever "auto"
+        picks today (dt_next and the steps are that stepper's). A file without the record was made before
+        "auto" took ssprk43, when it took SSP-RK3 where it now takes ssprk43. After prepare()."""
+        for name in (group, "pde"):
+            if run_file.has(name) and "stepper" in run_file.group_attrs(name):
+                recorded = str(run_file.group_attrs(name)["stepper"])
+                if recorded not in STEPPERS:
+                    raise ValueError(f"{run_file.name}: /{name} records pde.stepper {recorded!r}, which this version "
+                                     f"does not have (it has {', '.join(sorted(STEPPERS))}); resume it with the "
+                                     "version that made it")
+                return recorded
+        return "explicit" if self.config.pde.stepper == "auto" and self.stepper == "ssprk43" else self.stepper
+
     def start_state(self, run_file, n: int) -> PDEState | None:
         """The state of the n-th complete snapshot of /pde (None for n = 0: start afresh). It also sets
         resumed_attrs, the group's attributes as they stood then, so that a resumed run ends with those of an
@@ -194,8 +208,7 @@ class PDEEngine:
 
         self.resumed_edge = max(boundary_mass(run_file.row(self.name, "density", k), self.grid, self.problem.natural_lower)
                                 for k in range(n))
-        # the stepper the run started with, whatever "auto" picks today: dt_next and the steps are its own
-        self.stepper = run_file.group_attrs(self.name).get("stepper", self.stepper)
+        self.stepper = self.recorded_stepper(run_file, self.name)
         self.resumed_attrs = {"steps": int(value("steps")), "rejected_steps": int(value("rejected_steps")),
                               "stepper": self.stepper,
                               "boundary_mass_max": self.resumed_edge,

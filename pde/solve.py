@@ -52,7 +52,8 @@ def auto_stepper(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float =
     """pde.stepper = "auto": (AUTO_EXPLICIT or "trbdf2", the stiffness at ρ). trbdf2 when β < ∞ and it is the
     cheaper: the SSP-RK3 steps one of its steps replaces, stiffness / AUTO_STEPS_PER_STIFFNESS, times what the
     explicit stepper costs against SSP-RK3 per unit time (⅔ for ssprk43), exceed what it costs,
-    implicit_step_cost(grid shape). A function of the config and ρ_0 only, so a run is reproducible."""
+    implicit_step_cost(grid shape). Both counts assume explicit steps set by positivity, as a stiff run's are. A
+    function of the config and ρ_0 only, so a run is reproducible."""
     stiff = stiffness(op, rho, xi, cfl)
     explicit = STEPPERS[AUTO_EXPLICIT]
     relative = explicit.rhs_per_bound() / SSPRK3.rhs_per_bound()

@@ -76,7 +76,10 @@ def register_stepper(name: str) -> Callable[[type[Stepper]], type[Stepper]]:
 
 def step_factor(rtol: float, err: float) -> float:
     """The error controller's change of dt after a step of local error err against rtol (both steppers of order
-    3 in their error): 0.9 (rtol/err)^{1/3}, clipped to [0.2, 2]."""
+    3 in their error): 0.9 (rtol/err)^{1/3}, clipped to [0.2, 2]. A non-finite err raises BlowUp (no dt would
+    ever pass)."""
+    if not math.isfinite(err):
+        raise BlowUp(f"the PDE step's error estimate is {err}; likely fix: a smaller pde.cfl or pde.dt, or a finer grid")
     return min(2.0, max(0.2, 0.9 * (rtol / err) ** (1.0 / 3.0))) if err > 0 else 2.0
 
 

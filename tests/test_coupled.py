@@ -122,6 +122,30 @@ def test_a_killed_coupled_run_resumes_bit_for_bit(tmp_path):
                 np.testing.assert_array_equal(a.series(group, name), b.series(group, name), err_msg=f"{group}/{name}")
 
 
+def test_a_resumed_coupled_run_replays_its_pde_with_the_stepper_its_file_records(tmp_path):
+    """A coupled run made by a version whose "auto" took SSP-RK3 resumes with SSP-RK3 for /tracers' PDE too, and ends
+    with the bits of an uninterrupted run of that version; /tracers records the stepper it followed."""
+    import subprocess
+    import sys
+
+    from test_survival import OLD_AUTO, ROOT, kill_when
+
+    config = tmp_path / "coupled.toml"
+    sets = {**SMALL_TS, "dynamics.t_end": 1.5}
+    config.write_text(mfdyn.config.as_config(TS, sets).to_toml())
+    whole, cut = tmp_path / "whole.h5", tmp_path / "cut.h5"
+    args = ["run", str(config), "--out"]
+    assert subprocess.run([sys.executable, "-c", OLD_AUTO, *args, str(whole)], cwd=ROOT).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-c", OLD_AUTO, *args, str(cut)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    kill_when(proc, cut, "tracers", 2)
+    assert main(["run", "--resume", str(cut)]) == 0                          # today's auto takes ssprk43
+    with RunFile.open(whole) as a, RunFile.open(cut) as b:
+        assert a.group_attrs("tracers")["stepper"] == b.group_attrs("tracers")["stepper"] == "explicit"
+        for name in ("time", "theta", "risk", "steps"):
+            np.testing.assert_array_equal(a.series("tracers", name), b.series("tracers", name), err_msg=name)
+
+
 def test_the_tracers_of_a_second_run_like_the_first_need_no_pde_and_get_its_bits(monkeypatch):
     """A completed run keeps the moments its tracers asked for (coupled/tracers.py): the next run with the same grid
     config, ε and step (here another seed and N, as in a sweep) takes them without solving the PDE, and its /tracers

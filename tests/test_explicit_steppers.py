@@ -7,7 +7,7 @@ import pytest
 
 from mfdyn.errors import BlowUp
 from pde import solve
-from pde.steppers import STEPPERS
+from pde.steppers import STEPPERS, step_factor
 from tests.explicit_textbook import EXPLICIT, TEXTBOOK
 from tests.test_pde_solver import setup
 
@@ -45,7 +45,14 @@ def test_stages_are_the_textbook_formulas_bit_for_bit(stepper):
 
     new, dt = STEPPERS[stepper](rhs, cfl=0.5).step(rho, 0.37)
     assert dt == 0.37
-    np.testing.assert_array_equal(new, TEXTBOOK[stepper](lambda r: a * r * r - np.roll(r, 1), rho, 0.37)[0])
+    textbook = TEXTBOOK[stepper](lambda r: a * r * r - np.roll(r, 1), rho, 0.37)
+    np.testing.assert_array_equal(new, textbook[0])
+    advance = STEPPERS[stepper](rhs, cfl=0.5, rtol=1.0)                   # with rtol: the embedded û as well
+    buffers = tuple(np.empty(rho.shape) for _ in range(advance.buffers))
+    rhs(rho, buffers[0])
+    both = advance.stages(rho, buffers[0], 0.37, buffers)
+    np.testing.assert_array_equal(both[0], textbook[0])
+    np.testing.assert_array_equal(both[1], textbook[1])
 
 
 @pytest.mark.parametrize("stepper", EXPLICIT)
@@ -66,20 +73,20 @@ def test_third_order_in_time_and_a_second_order_embedded_solution(stepper):
         local_orders
 
 
-@pytest.mark.parametrize("stepper", EXPLICIT)
-def test_a_stage_that_breaks_its_bound_rejects_the_step(stepper):
-    """A right-hand side whose bound collapses after the first stage forces one retry, at cfl × that bound over
-    the stage's fraction of dt (SSP-RK3: the whole dt; ssprk43: half of it)."""
+@pytest.mark.parametrize("stepper,collapse", [(s, k) for s in EXPLICIT for k in range(2, STEPPERS[s].rhs_per_step + 1)])
+def test_a_stage_that_breaks_its_bound_rejects_the_step(stepper, collapse):
+    """A right-hand side whose bound collapses at its `collapse`-th call (a later stage of the first attempt)
+    forces one retry, at cfl × that bound over the stage's fraction of dt (SSP-RK3: the whole dt; ssprk43: half)."""
     calls = []
 
     def rhs(rho, out):
         calls.append(rho.copy())
         out[...] = -rho
-        return 1.0 if len(calls) == 1 else 0.01
+        return 1.0 if len(calls) < collapse else 0.01
 
     advance = STEPPERS[stepper](rhs, cfl=0.5)
     new, dt = advance.step(np.ones(3), 10.0)
-    assert advance.rejected == 1
+    assert advance.rejected == 1 and len(calls) == collapse + advance.rhs_per_step - 1
     assert dt == pytest.approx(0.005 / advance.stage_dt)
     np.testing.assert_allclose(new, np.exp(-dt), rtol=1e-8)   # third order on ρ' = −ρ
 
@@ -112,3 +119,11 @@ def test_a_nan_stage_bound_stops_the_step_with_a_blow_up(stepper):
 
     with pytest.raises(BlowUp, match="non-finite within a step"):
         STEPPERS[stepper](rhs, cfl=0.5).step(np.ones(3), 0.1)
+
+
+def test_a_non_finite_error_estimate_stops_the_controller():
+    """step_factor refuses NaN and ∞ (they would reject every dt forever) and scales finite errors as documented."""
+    for err in (np.nan, np.inf):
+        with pytest.raises(BlowUp, match="error estimate"):
+            step_factor(1e-6, err)
+    assert step_factor(1e-6, 0.0) == 2.0 and step_factor(1e-6, 1e-6) == pytest.approx(0.9)
