@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mfdyn.storage import RunFile
+from mfdyn.storage import RunFile, repair
 from validation.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,3 +316,20 @@ def test_compile_time_is_recorded_when_numba_compiles(tmp_path):
                    capture_output=True)
     with h5py.File(out, "r") as f:
         assert f.attrs["compile_seconds"] > 0.5 and f.attrs["compile_seconds"] < f.attrs["wall_seconds"]
+
+
+def test_a_resume_refuses_a_file_whose_recorded_stepper_this_version_lacks(tmp_path, capsys):
+    """A run file naming a stepper the registry does not have is refused in one line naming it and those there are;
+    the file itself is left as it was."""
+    config = write_config(tmp_path)
+    cut = tmp_path / "cut.h5"
+    proc = start_run(config, cut)
+    kill_when(proc, cut, "pde", 3)
+    repair(cut)                                          # writable again, to edit the record
+    with RunFile.open(cut, "r+") as f:
+        f.h5["pde"].attrs["stepper"] = "rk-nonesuch"
+    before = cut.read_bytes()
+    assert main(["run", "--resume", str(cut)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'rk-nonesuch'" in err[0] and "ssprk43" in err[0]
+    assert cut.read_bytes() == before
