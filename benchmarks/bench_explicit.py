@@ -51,13 +51,14 @@ def main(grid: bool) -> None:
         engine = engine_of(name, overrides)
         risks(engine, "ssprk43")                                  # warm-up: compilation, caches
         reference = risks(engine, "ssprk43", 0.1)[0]
-        times = {s: [] for s in STEPPERS}
+        times, last = {s: [] for s in STEPPERS}, {}
         for round_ in range(ROUNDS):
             for stepper in STEPPERS[::1 if round_ % 2 else -1]:     # alternate which goes first
-                times[stepper].append(risks(engine, stepper)[2])
+                *last[stepper], seconds = risks(engine, stepper)
+                times[stepper].append(seconds)
         label = name + (f" ({', '.join(overrides)})" if overrides else "")
         for stepper in STEPPERS:
-            r, steps, _ = risks(engine, stepper)
+            r, steps = last[stepper]
             print(f"{label:34s} {stepper:9s} {steps:6d} {np.median(times[stepper]):9.3f} "
                   f"{np.abs(r - reference).max():16.2e}")
         print(f"{label:34s} ratio explicit / ssprk43 = {np.median(times['explicit']) / np.median(times['ssprk43']):.2f}")

@@ -15,7 +15,7 @@ from mfdyn.problems import make_problem
 from mfdyn.tangent import kernel_change, supports_tangent_kernel
 from mfdyn.transport import W2Displacement
 from pde.potential import PotentialOperator, check_memory
-from pde.solve import AUTO_EXPLICIT, PDEState, auto_stepper, solve, stiffness
+from pde.solve import PDEState, auto_stepper, solve, stiffness
 from pde.steppers import STEPPERS, ExplicitSSP
 
 # Mass fraction in the outermost cell layer above which we say the density has reached the domain edge
@@ -30,7 +30,7 @@ class _FirstStep(Exception):
 
 
 def first_explicit_step(op: PotentialOperator, rho: np.ndarray, xi: float, cfl: float, rtol: float | None,
-                        horizon: float, stepper: str = AUTO_EXPLICIT) -> float:
+                        horizon: float, stepper: str) -> float:
     """The dt an explicit stepper's first step from ρ takes (at most horizon): the solver's own step, taken
     once by pde.solve.solve and stopped there, so its stable-step bound and error control decide it."""
     taken = []
@@ -185,7 +185,7 @@ class PDEEngine:
         """The stepper a run file's `group` (else its /pde) records, which a resumed run must keep whatever "auto"
         picks today (dt_next and the steps are that stepper's). A file without the record was made before
         "auto" took ssprk43, when it took SSP-RK3 where it now takes ssprk43. After prepare()."""
-        for name in (group, "pde"):
+        for name in dict.fromkeys((group, "pde")):             # /pde's own resume looks once
             if run_file.has(name) and "stepper" in run_file.group_attrs(name):
                 recorded = str(run_file.group_attrs(name)["stepper"])
                 if recorded not in STEPPERS:
